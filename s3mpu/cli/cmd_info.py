@@ -1,0 +1,46 @@
+"""``s3mpu info``: a human (or JSON) summary of a manifest, signatures redacted."""
+from __future__ import annotations
+
+import click
+
+from . import AppContext, json_option
+
+
+@click.command()
+@click.argument("manifest_file", metavar="MANIFEST")
+@click.option("--show-urls", is_flag=True, help="Include the part URLs with their signatures (bearer secrets!).")
+@json_option
+@click.pass_obj
+def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
+    """Summarise a manifest: object, size, parts, expiry, relay.
+
+    URL signatures and the relay token are never printed unless --show-urls is given.
+
+    \b
+    Examples:
+      s3mpu info raw.json
+      s3mpu info raw.json --json | jq .expires_at
+    """
+    from ..manifest import load
+    from ..units import format_duration, format_size
+
+    m = load(manifest_file)
+    data = m.to_dict() if show_urls else m.redacted()
+    left = m.seconds_left()
+    data["seconds_left"] = int(left)
+    expiry = f"in {format_duration(left)}" if left > 0 else f"EXPIRED {format_duration(-left)} ago"
+    lines = [
+        f"object      {m.uri}",
+        f"endpoint    {m.endpoint} ({m.region}, {m.signature_version})",
+        f"upload id   {m.upload_id}",
+        f"size        {'up to ' if m.size_is_max else ''}{format_size(m.size)} ({m.size} bytes)",
+        f"parts       {len(m.parts)} of {format_size(m.part_size)}"
+        + (" (content-bound: MD5 signed)" if any(p.md5 for p in m.parts) else ""),
+        f"expires     {m.expires_at} ({expiry})",
+        f"relay       {m.relay.url if m.relay and m.relay.url else '(none)'}",
+    ]
+    if m.content_type:
+        lines.append(f"type        {m.content_type}")
+    if show_urls:
+        lines += [f"part {p.number:>5}  {p.url}" for p in m.parts]
+    app.out.result(data, "\n".join(lines))

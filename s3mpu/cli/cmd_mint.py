@@ -1,0 +1,111 @@
+"""``s3mpu mint``: the admin side (create the upload, presign, write the manifest)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from . import AppContext, json_option
+from .params import EXPIRES, S3OBJECT, SIZE
+
+
+def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        k, sep, v = item.partition("=") if "=" in item else item.partition(":")
+        if not sep or not k.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@click.command()
+@click.argument("target", type=S3OBJECT, required=False)
+@click.option("--size", type=SIZE, help="Exact size of the file (e.g. 10G, 5242880).")
+@click.option("--max-size", type=SIZE, help="Upper bound: the file may be smaller; unused parts are skipped.")
+@click.option("--plan", "plan_file", metavar="PLAN", help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
+@click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
+@click.option("--expires", type=EXPIRES, help="7d, 12h, +3600, an epoch or ISO-8601 (default 7d, SigV4's maximum).")
+@click.option("--mime-type", "content_type", metavar="TYPE", help="Content-Type of the object.")
+@click.option("--acl-public", is_flag=True, help="Make the object public-read (s3cmd spelling).")
+@click.option("--acl", metavar="ACL", help="Canned ACL, e.g. private, public-read, bucket-owner-full-control.")
+@click.option("--add-header", multiple=True, metavar="NAME:VALUE", help="Extra header for the upload (repeatable).")
+@click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
+@click.option("--relay", "relay_url", metavar="URL", help="Relay that completes the upload (token signed with the relay secret).")
+@click.option("--refresh", "refresh_file", metavar="MANIFEST", help="Re-sign an existing manifest's upload with a new expiry.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE", help="Where to write the manifest (mode 0600; - is stdout).")
+@json_option
+@click.pass_obj
+def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, plan_file: str | None,
+         part_size: int | None, expires: datetime | None, content_type: str | None, acl_public: bool, acl: str | None,
+         add_header: tuple[str, ...], meta: tuple[str, ...], relay_url: str | None, refresh_file: str | None,
+         output: str) -> None:
+    """Create a multipart upload and write a manifest of presigned part URLs.
+
+    The manifest is a bearer credential for this one upload: hand it to the user by any
+    means (mail, USB stick, ticket). It is written with mode 0600.
+
+    \b
+    Examples:
+      s3mpu mint s3://media/raw.mov --size 10G -o raw.json
+      s3mpu mint s3://media/in/ --max-size 50G --relay https://relay.example:8080 -o m.json
+      s3mpu mint s3://media/raw.mov --plan raw.plan.json --expires 12h -o raw.json
+      s3mpu mint --refresh raw.json --expires 3d -o raw-new.json
+    """
+    from .. import manifest as manifests
+    from ..mint import MintRequest, mint as do_mint, refresh
+
+    settings = app.settings
+    client = app.s3_client()
+    if refresh_file:
+        old = manifests.load(refresh_file)
+        new = refresh(client, old, expires=expires, relay_secret=settings.relay_secret, relay_url=relay_url)
+        manifests.dump(new, output)
+        _report(app, new, output, refreshed=True)
+        return
+    if target is None:
+        raise click.UsageError("mint needs s3://BUCKET/KEY (or --refresh MANIFEST)")
+    md5s = sha256 = None
+    if plan_file:
+        from ..plan import load_plan
+
+        plan = load_plan(plan_file)
+        if size is not None or max_size is not None:
+            raise click.UsageError("--plan already gives the size; drop --size/--max-size")
+        size, part_size, md5s, sha256 = plan.size, plan.part_size, plan.md5s, plan.sha256
+    headers = _kv(add_header, "--add-header")
+    content_type = content_type or headers.pop("Content-Type", None) or headers.pop("content-type", None)
+    req = MintRequest(
+        bucket=target.bucket, key=target.key, size=size, max_size=max_size,
+        part_size=part_size or settings.part_size, expires=expires, content_type=content_type,
+        metadata=_kv(meta, "--meta"), acl="public-read" if acl_public else acl, extra_headers=headers,
+        relay_url=relay_url or settings.relay_url, md5s=md5s, sha256=sha256)
+    m = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
+                relay_secret=settings.relay_secret, signature_version=settings.signature_version)
+    try:
+        manifests.dump(m, output)
+    except OSError as exc:
+        from ..admin import abort_upload
+
+        abort_upload(client, m.bucket, m.key, m.upload_id)
+        raise click.FileError(output, str(exc.strerror or exc)) from None
+    _report(app, m, output)
+
+
+def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> None:
+    from ..units import format_size
+
+    data = {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "size": m.size,
+            "size_is_max": m.size_is_max, "part_size": m.part_size, "parts": len(m.parts),
+            "expires_at": m.expires_at, "manifest": output, "relay": m.relay.url if m.relay else None}
+    verb = "refreshed" if refreshed else "minted"
+    human = (f"{verb} {m.uri}: {len(m.parts)} parts of {format_size(m.part_size)}"
+             f"{' (max ' if m.size_is_max else ' ('}{format_size(m.size)}), expires {m.expires_at}"
+             + (f", manifest in {output}" if output != "-" else ""))
+    if output == "-":  # stdout carries the manifest: the report goes to stderr
+        if app.out.json_mode:
+            return
+        app.out.info(human)
+    else:
+        app.out.result(data, human)

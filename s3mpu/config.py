@@ -1,0 +1,206 @@
+"""Settings and credentials: flags > ``AWS_*`` environment > s3cmd-format config file > boto3's chain.
+
+The config file is s3cmd's own INI (``~/.s3cfg``), read unchanged; an ``[s3mpu]`` section holds
+our keys (relay URL, relay secret or its file, default part size and jobs). Settings are a plain
+value object passed to whatever needs them: there is no global configuration.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, NoInputError
+from .units import parse_size
+
+ADDRESSING = ("auto", "path", "virtual")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to talk to S3 and the relay. ``None`` means "not set, use the default"."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    addressing: str = "auto"
+    signature_version: str = "s3v4"
+    host_bucket: str | None = None
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    relay_url: str | None = None
+    relay_secrets: tuple[str, ...] = ()
+    part_size: int | None = None
+    jobs: int | None = None
+    config_file: str | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False)  # where each value came from
+
+    @property
+    def relay_secret(self) -> str | None:
+        """The current secret (the first); the others are accepted during a rotation."""
+        return self.relay_secrets[0] if self.relay_secrets else None
+
+    def has_static_credentials(self) -> bool:
+        return bool(self.access_key and self.secret_key)
+
+
+def default_config_path(env: Mapping[str, str]) -> Path | None:
+    home = env.get("HOME")
+    if env.get("S3CMD_CONFIG"):
+        return Path(env["S3CMD_CONFIG"])
+    return Path(home) / ".s3cfg" if home else None
+
+
+def read_s3cfg(path: Path) -> dict[str, Any]:
+    """Translate an s3cmd config file (plus our ``[s3mpu]`` section) into Settings fields."""
+    parser = configparser.RawConfigParser()  # raw: host_bucket holds "%(bucket)s" literally
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except FileNotFoundError:
+        raise NoInputError(f"config file not found: {path}", "Create one with: s3mpu configure") from None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", "Fix the file or write a new one: s3mpu configure") from None
+    out: dict[str, Any] = {}
+    if parser.has_section("default"):
+        d = {k: v.strip() for k, v in parser.items("default")}
+        if d.get("access_key"):
+            out["access_key"] = d["access_key"]
+        if d.get("secret_key"):
+            out["secret_key"] = d["secret_key"]
+        if d.get("access_token"):
+            out["session_token"] = d["access_token"]
+        https = _bool(d.get("use_https", "True"))
+        host_base = d.get("host_base", "")
+        if host_base and host_base != "s3.amazonaws.com":
+            out["endpoint_url"] = host_base if "://" in host_base else f"{'https' if https else 'http'}://{host_base}"
+        host_bucket = d.get("host_bucket", "")
+        if host_bucket:
+            out["host_bucket"] = host_bucket
+            out["addressing"] = "virtual" if "%(bucket)s" in host_bucket else "path"
+        if _bool(d.get("signature_v2", "False")):
+            out["signature_version"] = "s3"
+        loc = d.get("bucket_location", "")
+        if loc:
+            out["region"] = {"US": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
+        if d.get("proxy_host"):
+            port = d.get("proxy_port", "")
+            host = d["proxy_host"]
+            host = host if "://" in host else f"http://{host}"
+            out["proxy"] = f"{host}:{port}" if port and port != "0" else host
+        if d.get("ca_certs_file"):
+            out["ca_bundle"] = d["ca_certs_file"]
+    if parser.has_section("s3mpu"):
+        s = {k: v.strip() for k, v in parser.items("s3mpu")}
+        if s.get("relay_url"):
+            out["relay_url"] = s["relay_url"]
+        secrets = [x.strip() for x in s.get("relay_secret", "").split(",") if x.strip()]
+        if s.get("relay_secret_file"):
+            secrets += read_secret_file(s["relay_secret_file"])
+        if secrets:
+            out["relay_secrets"] = tuple(secrets)
+        if s.get("part_size"):
+            out["part_size"] = parse_size(s["part_size"])
+        if s.get("jobs"):
+            out["jobs"] = int(s["jobs"])
+    return out
+
+
+def read_secret_file(path: str) -> list[str]:
+    """Secrets, one per line (the first is current; later ones are accepted during rotation)."""
+    try:
+        text = Path(path).expanduser().read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read relay secret file {path}: {exc.strerror or exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    pairs = {"AWS_ACCESS_KEY_ID": "access_key", "AWS_SECRET_ACCESS_KEY": "secret_key",
+             "AWS_SESSION_TOKEN": "session_token", "AWS_PROFILE": "profile", "S3MPU_RELAY_URL": "relay_url",
+             "AWS_CA_BUNDLE": "ca_bundle"}
+    for var, name in pairs.items():
+        if env.get(var):
+            out[name] = env[var]
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        out["endpoint_url"] = endpoint
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        out["region"] = region
+    secrets: list[str] = []
+    if env.get("S3MPU_RELAY_SECRET"):
+        secrets += [x.strip() for x in env["S3MPU_RELAY_SECRET"].split(",") if x.strip()]
+    if env.get("S3MPU_RELAY_SECRET_FILE"):
+        secrets += read_secret_file(env["S3MPU_RELAY_SECRET_FILE"])
+    if secrets:
+        out["relay_secrets"] = tuple(secrets)
+    return out
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Merge the layers in precedence order; ``flags`` holds only options the user actually gave."""
+    env = os.environ if env is None else env
+    layers: list[tuple[str, dict[str, Any]]] = []
+    path = Path(config_file).expanduser() if config_file else default_config_path(env)
+    if path is not None and (config_file or path.exists()):
+        layers.append((f"config file {path}", read_s3cfg(path)))
+    layers.append(("environment", from_env(env)))
+    layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        if "access_key" in layer or "secret_key" in layer:  # a key pair is taken whole from one layer
+            for k in ("access_key", "secret_key", "session_token"):
+                merged.pop(k, None)
+        for k, v in layer.items():
+            merged[k] = v
+            sources[k] = name
+    if merged.get("addressing", "auto") not in ADDRESSING:
+        raise ConfigError(f"addressing must be one of {', '.join(ADDRESSING)}")
+    known = {f.name for f in fields(Settings)}
+    s = Settings(**{k: v for k, v in merged.items() if k in known}, sources=sources)
+    return replace(s, config_file=str(path) if path and path.exists() else None)
+
+
+def s3_client(settings: Settings) -> Any:
+    """A botocore S3 client for these settings (boto3 is imported only here, on the admin side)."""
+    import boto3
+    from botocore.config import Config
+
+    try:
+        session = boto3.session.Session(profile_name=settings.profile) if settings.profile else boto3.session.Session()
+    except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
+        raise ConfigError(f"cannot use AWS profile {settings.profile!r}: {exc}") from None
+    s3cfg: dict[str, Any] = {"addressing_style": settings.addressing}
+    cfg = Config(signature_version=settings.signature_version, s3=s3cfg,
+                 proxies={"http": settings.proxy, "https": settings.proxy} if settings.proxy else None,
+                 retries={"max_attempts": 5, "mode": "standard"})
+    kwargs: dict[str, Any] = {"config": cfg, "region_name": settings.region or session.region_name or "us-east-1"}
+    if settings.endpoint_url:
+        kwargs["endpoint_url"] = settings.endpoint_url
+    if settings.access_key and settings.secret_key:
+        kwargs.update(aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key,
+                      aws_session_token=settings.session_token)
+    if settings.ca_bundle:
+        kwargs["verify"] = settings.ca_bundle
+    return session.client("s3", **kwargs)
+
+
+def require_credentials(client: Any) -> None:
+    """Fail early with exit 78 when no credentials can be found anywhere in the chain."""
+    if client._request_signer._credentials is None:  # noqa: SLF001 - botocore has no public probe
+        raise ConfigError("no S3 credentials found",
+                          "Pass them in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a config file (-c), or run s3mpu configure.")

@@ -1,0 +1,277 @@
+"""Manifest v1: the JSON handoff from admin to user (SPEC §3).
+
+A manifest is bearer material (every URL is a credential for one part), so it is written
+atomically with mode 0600 and its URLs' signatures are redacted from anything shown to humans.
+Loading validates against the JSON Schema shipped in the package *and* the layout arithmetic,
+so a truncated or tampered manifest is refused with the offending field named, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import ManifestError, NoInputError
+from .layout import part_count
+from .units import parse_iso
+
+FORMAT = "s3mpu.manifest/1"
+_SECRET_QUERY = {"x-amz-signature", "signature", "x-amz-security-token", "x-amz-credential", "awsaccesskeyid"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One presigned part: where it lies in the file and the URL that accepts exactly it."""
+
+    number: int
+    offset: int
+    size: int
+    url: str
+    md5: str | None = None  # hex; set when the URL binds Content-MD5 (content-bound manifests)
+
+
+@dataclass(frozen=True)
+class Relay:
+    """Where to ask for completion, and the token that proves we hold a minted manifest."""
+
+    url: str | None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a user without credentials needs to upload one object."""
+
+    endpoint: str
+    region: str
+    bucket: str
+    key: str
+    upload_id: str
+    size: int
+    size_is_max: bool
+    part_size: int
+    created_at: str
+    expires_at: str
+    parts: tuple[Part, ...]
+    content_type: str | None = None
+    relay: Relay | None = None
+    list_parts_url: str | None = None
+    abort_url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    signature_version: str = "s3v4"
+    sha256: str | None = None
+    format: str = FORMAT
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def expires(self) -> datetime:
+        return parse_iso(self.expires_at)
+
+    @property
+    def created(self) -> datetime:
+        return parse_iso(self.created_at)
+
+    def seconds_left(self, now: datetime | None = None) -> float:
+        return (self.expires - (now or datetime.now(timezone.utc))).total_seconds()
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def part(self, number: int) -> Part:
+        return self.parts[number - 1]
+
+    def parts_for_file(self, file_size: int) -> list[Part]:
+        """The parts a file of ``file_size`` bytes fills, with the last one trimmed.
+
+        For an exact manifest that is every part unchanged; for a ``size_is_max`` manifest the
+        unused trailing parts are dropped (they are simply never uploaded).
+        """
+        if not self.size_is_max:
+            return list(self.parts)
+        n = part_count(file_size, self.part_size)
+        out = list(self.parts[:n])
+        last = out[-1]
+        out[-1] = replace(last, size=file_size - last.offset)
+        return out
+
+    def with_updates(self, **changes: Any) -> Manifest:
+        return replace(self, **changes)
+
+    # -- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["parts"] = [asdict(p) for p in self.parts]
+        d["relay"] = asdict(self.relay) if self.relay else None
+        order = ["format", "endpoint", "region", "bucket", "key", "upload_id", "size", "size_is_max", "part_size",
+                 "created_at", "expires_at", "content_type", "metadata", "signature_version", "sha256", "parts",
+                 "relay", "list_parts_url", "abort_url"]
+        return {k: d[k] for k in order}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent) + "\n"
+
+    def redacted(self) -> dict[str, Any]:
+        """The manifest as a dict with every URL signature and the relay token masked (for display)."""
+        d = self.to_dict()
+        for p in d["parts"]:
+            p["url"] = redact_url(p["url"])
+        for k in ("list_parts_url", "abort_url"):
+            if d[k]:
+                d[k] = redact_url(d[k])
+        if d["relay"] and d["relay"].get("token"):
+            d["relay"]["token"] = redact_token(d["relay"]["token"])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        validate(data)
+        parts = tuple(Part(p["number"], p["offset"], p["size"], p["url"], p.get("md5")) for p in data["parts"])
+        relay = data.get("relay")
+        m = cls(
+            endpoint=data["endpoint"], region=data["region"], bucket=data["bucket"], key=data["key"],
+            upload_id=data["upload_id"], size=data["size"], size_is_max=data["size_is_max"],
+            part_size=data["part_size"], created_at=data["created_at"], expires_at=data["expires_at"],
+            parts=parts, content_type=data.get("content_type"),
+            relay=Relay(relay.get("url"), relay.get("token")) if relay else None,
+            list_parts_url=data.get("list_parts_url"), abort_url=data.get("abort_url"),
+            metadata=dict(data.get("metadata") or {}), signature_version=data.get("signature_version", "s3v4"),
+            sha256=data.get("sha256"),
+        )
+        _check_layout(m)
+        return m
+
+
+def redact_url(url: str) -> str:
+    """Keep a URL recognisable (host, path, part number) while masking its credentials."""
+    parts = urlsplit(url)
+    q = [(k, "REDACTED" if k.lower() in _SECRET_QUERY else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(q, safe="/"), ""))
+
+
+def redact_token(token: str) -> str:
+    return token.rsplit(".", 1)[0] + ".REDACTED" if "." in token else "REDACTED"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema shipped in the package."""
+    return json.loads(resources.files("s3mpu.schema").joinpath("manifest-v1.json").read_text("utf-8"))
+
+
+def validate(data: Any) -> None:
+    """Raise :class:`ManifestError` naming the first offending field, or return quietly."""
+    if not isinstance(data, dict):
+        raise ManifestError("manifest is not a JSON object")
+    if data.get("format") != FORMAT:
+        raise ManifestError(f"not an s3mpu manifest (format is {data.get('format')!r}, expected {FORMAT!r})", "format")
+    import jsonschema  # deferred: only loading a manifest pays for it
+
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = _json_path(error.absolute_path)
+        raise ManifestError(f"manifest field {where}: {_short(error)}", where)
+
+
+def _json_path(path: Any) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _short(error: Any) -> str:
+    v = error.validator
+    if v == "required":
+        return error.message.replace("is a required property", "is missing")
+    if v in ("type", "const", "enum", "minimum", "maximum", "minLength", "minItems", "maxItems", "pattern"):
+        inst = repr(error.instance)
+        inst = inst if len(inst) <= 40 else inst[:37] + "..."
+        return f"{inst} is invalid ({v} {error.validator_value!r})" if v != "pattern" else f"{inst} is malformed"
+    if v == "additionalProperties":
+        return error.message
+    return error.message[:200]
+
+
+def _check_layout(m: Manifest) -> None:
+    """Cross-field checks a schema cannot express: parts contiguous and consistent with size."""
+    for name in ("created_at", "expires_at"):
+        try:
+            parse_iso(getattr(m, name))
+        except ValueError:
+            raise ManifestError(f"manifest field {name}: {getattr(m, name)!r} is not an ISO-8601 time", name) from None
+    expected = part_count(m.size, m.part_size)
+    if len(m.parts) != expected:
+        raise ManifestError(
+            f"manifest field parts: {len(m.parts)} parts, but size {m.size} in parts of {m.part_size} needs {expected}",
+            "parts")
+    for i, p in enumerate(m.parts):
+        want_size = min(m.part_size, m.size - i * m.part_size)
+        if p.number != i + 1 or p.offset != i * m.part_size or p.size != want_size:
+            raise ManifestError(
+                f"manifest field parts[{i}]: expected part {i + 1} at offset {i * m.part_size} of {want_size} bytes, "
+                f"found part {p.number} at {p.offset} of {p.size}", f"parts[{i}]")
+
+
+# -- files --------------------------------------------------------------------------------
+def loads(text: str | bytes, source: str = "manifest") -> Manifest:
+    """Parse and validate manifest text."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{source} is not valid JSON ({_json_err(exc)}); it may be truncated") from None
+    except RecursionError:
+        raise ManifestError(f"{source} is nested too deeply to be a manifest") from None
+    return Manifest.from_dict(data)
+
+
+def _json_err(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120]
+
+
+def load(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> Manifest:
+    """Read a manifest from a path, or from stdin when ``path`` is ``-``."""
+    if str(path) == "-":
+        return loads((stdin or sys.stdin.buffer).read(), "manifest on stdin")
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NoInputError(f"manifest not found: {path}", "Check the path, or ask the admin to mint one.") from None
+    except (IsADirectoryError, PermissionError, OSError) as exc:
+        raise NoInputError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    return loads(raw, f"manifest {path}")
+
+
+def dump(manifest: Manifest, path: str | os.PathLike[str], stdout: Any = None) -> None:
+    """Write ``manifest`` to ``path`` atomically with mode 0600 (``-`` writes to stdout)."""
+    write_private(path, manifest.to_json(), stdout)
+
+
+def write_private(path: str | os.PathLike[str], text: str, stdout: Any = None) -> None:
+    """Atomic write with mode 0600: a reader sees the old file or the whole new one, never a torn one."""
+    if str(path) == "-":
+        out = stdout or sys.stdout
+        out.write(text)
+        out.flush()
+        return
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""JSON Schemas shipped inside the package (manifest v1, plan v1)."""

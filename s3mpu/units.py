@@ -1,0 +1,128 @@
+"""Parsing of the human units used on the command line: sizes, durations, expiry times, part ranges.
+
+Kept free of click so the Python API accepts the same spellings (``"64M"``, ``"7d"``).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from .errors import UsageError
+
+KiB = 1024
+MiB = 1024**2
+GiB = 1024**3
+TiB = 1024**4
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE_MULT = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB, "p": 1024**5}
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DUR_MULT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``5242880``, ``64M``, ``64MiB``, ``10G``, ``1.5G`` (suffixes are binary, like s3cmd)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise UsageError(f"size must not be negative: {text}")
+        return text
+    m = _SIZE_RE.match(text)
+    if not m or (m.group(3) and m.group(3).lower() == "i"):
+        raise UsageError(f"not a size: {text!r}", "Use bytes or a binary suffix, e.g. 5242880, 64M, 64MiB, 10G.")
+    value = float(m.group(1)) * _SIZE_MULT[m.group(2).lower()]
+    if value != int(value):
+        raise UsageError(f"size is not a whole number of bytes: {text!r}")
+    return int(value)
+
+
+def parse_duration(text: str | int | float) -> int:
+    """Seconds from ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a plain number of seconds."""
+    if isinstance(text, int | float):
+        return int(text)
+    m = _DUR_RE.match(text)
+    if not m:
+        raise UsageError(f"not a duration: {text!r}", "Use seconds or a suffix s, m, h, d, e.g. 90s, 12h, 7d.")
+    return int(float(m.group(1)) * _DUR_MULT[m.group(2).lower()])
+
+
+def parse_expires(text: str | int, now: datetime | None = None) -> datetime:
+    """An absolute UTC expiry from ``7d``/``12h`` (from now), ``+3600``, an epoch, or ISO-8601."""
+    now = now or datetime.now(timezone.utc)
+    if isinstance(text, int):
+        text = str(text)
+    s = text.strip()
+    if s.startswith("+"):
+        return now + timedelta(seconds=parse_duration(s[1:]))
+    if re.fullmatch(r"\d{9,}", s):  # an epoch (a plain small number is a duration in seconds)
+        return datetime.fromtimestamp(int(s), timezone.utc)
+    if _DUR_RE.match(s):
+        return now + timedelta(seconds=parse_duration(s))
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"not an expiry: {text!r}", "Use a duration (7d, 12h, +3600), an epoch, or ISO-8601 (2026-12-05T10:00:00Z)."
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def format_size(n: float) -> str:
+    """``1.5 GiB``-style rendering for humans."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def format_duration(seconds: float) -> str:
+    """``2d 3h``, ``5m 10s``: coarse, for expiry and ETA messages."""
+    seconds = int(max(0, seconds))
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    if m:
+        return f"{m}m {s}s"
+    return f"{s}s"
+
+
+def parse_parts_spec(text: str, max_part: int) -> list[int]:
+    """Part numbers from ``1-100,250,300-`` (open ranges run to ``max_part``), sorted, unique."""
+    out: set[int] = set()
+    for chunk in text.split(","):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        m = re.fullmatch(r"(\d*)\s*-\s*(\d*)|(\d+)", chunk)
+        if not m:
+            raise UsageError(f"not a part range: {chunk!r}", "Use e.g. --parts 1-100,250.")
+        if m.group(3):
+            lo = hi = int(m.group(3))
+        else:
+            lo = int(m.group(1) or 1)
+            hi = int(m.group(2) or max_part)
+        if lo < 1 or hi > max_part or lo > hi:
+            raise UsageError(f"part range {chunk!r} is outside 1-{max_part}")
+        out.update(range(lo, hi + 1))
+    if not out:
+        raise UsageError("--parts names no part")
+    return sorted(out)
+
+
+def utc_iso(dt: datetime) -> str:
+    """``2026-12-05T10:00:00Z``: the manifest's timestamp form."""
+    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of :func:`utc_iso` (accepts any ISO-8601 with a zone)."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
