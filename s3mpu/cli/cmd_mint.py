@@ -109,3 +109,38 @@ def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> No
         app.out.info(human)
     else:
         app.out.result(data, human)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=False))
+@click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
+@click.option("-o", "--output", default="-", show_default=True, metavar="PLAN", help="Where to write the plan (- is stdout).")
+@json_option
+@click.pass_obj
+def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None:
+    """Hash a file into a plan for a content-bound manifest (user side, no credentials).
+
+    The plan holds the part layout, each part's MD5 and the file's SHA-256. Send it to the
+    admin, who mints with --plan: each part URL then signs its Content-MD5, so S3 itself
+    refuses any other bytes, and the SHA-256 is stored as object metadata (s3mpu-sha256).
+    The plan holds no secret.
+
+    \b
+    Examples:
+      s3mpu plan raw.mov -o raw.plan.json
+      s3mpu plan raw.mov --part-size 64M -o raw.plan.json
+      s3mpu mint s3://media/raw.mov --plan raw.plan.json -o raw.json   # admin
+    """
+    from ..plan import dump_plan, make_plan
+    from ..units import format_size
+
+    p = make_plan(file, part_size or app.settings.part_size)
+    dump_plan(p, output)
+    data = {"file": file, "size": p.size, "part_size": p.part_size, "parts": len(p.parts), "sha256": p.sha256,
+            "plan": output}
+    human = f"planned {file}: {len(p.parts)} parts of {format_size(p.part_size)} ({p.size} bytes), sha256 {p.sha256}"
+    if output == "-":
+        if not app.out.json_mode:
+            app.out.info(human)
+    else:
+        app.out.result(data, human + f", plan in {output}")
