@@ -1,0 +1,110 @@
+"""Manifest v1: validation names the field, files are private and atomic, display redacts secrets."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3mpu import manifest as manifests
+from s3mpu.errors import ManifestError, NoInputError
+from s3mpu.manifest import Manifest, Part, Relay
+
+MiB = 1 << 20
+
+
+def sample(size: int = 12 * MiB, part_size: int = 5 * MiB, size_is_max: bool = False) -> Manifest:
+    n = max(1, -(-size // part_size))
+    parts = tuple(Part(i + 1, i * part_size, min(part_size, size - i * part_size),
+                       f"https://s3.example.com/b/k?partNumber={i + 1}&uploadId=U&X-Amz-Signature=deadbeef{i}")
+                  for i in range(n))
+    return Manifest(endpoint="https://s3.example.com", region="us-east-1", bucket="b", key="k", upload_id="U",
+                    size=size, size_is_max=size_is_max, part_size=part_size, created_at="2026-11-28T10:00:00Z",
+                    expires_at="2026-12-05T10:00:00Z", parts=parts, content_type="video/quicktime",
+                    relay=Relay("https://relay.example.com", "v1.payload.sig"),
+                    list_parts_url="https://s3.example.com/b/k?uploadId=U&X-Amz-Signature=abc",
+                    abort_url="https://s3.example.com/b/k?uploadId=U&X-Amz-Signature=def")
+
+
+def test_roundtrip() -> None:
+    m = sample()
+    assert manifests.loads(m.to_json()) == m
+    assert json.loads(m.to_json())["format"] == "s3mpu.manifest/1"
+
+
+def mutate(fn: Any) -> str:
+    d = sample().to_dict()
+    fn(d)
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda d: d.pop("upload_id"), "upload_id"),
+    (lambda d: d.update(size="big"), "size"),
+    (lambda d: d["parts"][1].update(size=1), "parts[1]"),
+    (lambda d: d["parts"][0].pop("url"), "parts[0]"),
+    (lambda d: d["parts"].pop(), "parts"),
+    (lambda d: d.update(expires_at="soon"), "expires_at"),
+    (lambda d: d["parts"][0].update(url="ftp://x"), "parts[0].url"),
+    (lambda d: d.update(format="other/1"), "format"),
+    (lambda d: d.update(part_size=0), "part_size"),
+])
+def test_validation_names_the_field(change: Any, field: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        manifests.loads(mutate(change))
+    assert field in str(info.value).splitlines()[0]
+    assert info.value.exit_code == 65
+
+
+def test_truncated_and_garbage() -> None:
+    text = sample().to_json()
+    with pytest.raises(ManifestError, match="truncated"):
+        manifests.loads(text[: len(text) // 2])
+    with pytest.raises(ManifestError):
+        manifests.loads(b"\xff\xfe\x00garbage")
+    with pytest.raises(ManifestError, match="not a JSON object"):
+        manifests.loads("[1, 2]")
+
+
+def test_dump_is_private_and_atomic(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "m.json"
+    target.write_text("old")
+    os.chmod(target, 0o644)
+    manifests.dump(sample(), target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert manifests.load(target) == sample()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["m.json"]  # no temp file left behind
+
+
+def test_stdin_stdout() -> None:
+    out = io.StringIO()
+    manifests.dump(sample(), "-", stdout=out)
+    assert manifests.load("-", stdin=io.BytesIO(out.getvalue().encode())) == sample()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(NoInputError, match="not found"):
+        manifests.load(tmp_path / "nope.json")
+
+
+def test_redacted_hides_signatures_and_token() -> None:
+    text = json.dumps(sample().redacted())
+    assert "deadbeef" not in text and "X-Amz-Signature=REDACTED" in text
+    assert ".sig" not in text and "REDACTED" in text
+
+
+def test_parts_for_file_max_size() -> None:
+    m = sample(size=20 * MiB, size_is_max=True)
+    used = m.parts_for_file(7 * MiB)
+    assert [(p.number, p.size) for p in used] == [(1, 5 * MiB), (2, 2 * MiB)]
+    assert [p.size for p in m.parts_for_file(0)] == [0]
+    assert len(sample().parts_for_file(12 * MiB)) == 3
+
+
+def test_schema_ships_in_package() -> None:
+    assert manifests.schema()["title"] == "s3mpu manifest v1"
