@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, NoInputError
+from .errors import ConfigError, S3mpuError
 from .units import parse_size
 
 ADDRESSING = ("auto", "path", "virtual")
+BUCKET_FIELD = "%(bucket)s"
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,18 @@ def read_s3cfg(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
             parser.read_file(fh)
-    except FileNotFoundError:
-        raise NoInputError(f"config file not found: {path}", "Create one with: s3mpu configure") from None
+    except FileNotFoundError:  # s3cmd exits EX_CONFIG (78) for a missing -c file too
+        raise ConfigError(f"config file not found: {path}", "Check -c, or create one with: s3mpu configure") from None
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}", "Fix the file or write a new one: s3mpu configure") from None
+        msg = str(exc).splitlines()[0][:200]
+        raise ConfigError(f"cannot read config file {path}: {msg}", "Fix the file or write a new one: s3mpu configure") from None
+    try:
+        return _translate(parser)
+    except S3mpuError as exc:
+        raise ConfigError(f"config file {path}: {exc.message}", "Fix the value, or rewrite the file: s3mpu configure") from None
+
+
+def _translate(parser: configparser.RawConfigParser) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if parser.has_section("default"):
         d = {k: v.strip() for k, v in parser.items("default")}
@@ -76,14 +85,18 @@ def read_s3cfg(path: Path) -> dict[str, Any]:
             out["secret_key"] = d["secret_key"]
         if d.get("access_token"):
             out["session_token"] = d["access_token"]
-        https = _bool(d.get("use_https", "True"))
+        scheme = "https" if _bool(d.get("use_https", "True")) else "http"
         host_base = d.get("host_base", "")
         if host_base and host_base != "s3.amazonaws.com":
-            out["endpoint_url"] = host_base if "://" in host_base else f"{'https' if https else 'http'}://{host_base}"
+            out["endpoint_url"] = host_base if "://" in host_base else f"{scheme}://{host_base}"
         host_bucket = d.get("host_bucket", "")
         if host_bucket:
             out["host_bucket"] = host_bucket
-            out["addressing"] = "virtual" if "%(bucket)s" in host_bucket else "path"
+            out["addressing"] = "virtual" if BUCKET_FIELD in host_bucket else "path"
+            if BUCKET_FIELD in host_bucket and "endpoint_url" in out:
+                # boto3 puts the bucket in front of the endpoint's host, so the endpoint must be
+                # the template's host ("%(bucket)s.s3.example.com" -> https://s3.example.com).
+                out["endpoint_url"] = virtual_endpoint(host_bucket, scheme)
         if _bool(d.get("signature_v2", "False")):
             out["signature_version"] = "s3"
         loc = d.get("bucket_location", "")
@@ -106,8 +119,13 @@ def read_s3cfg(path: Path) -> dict[str, Any]:
         if secrets:
             out["relay_secrets"] = tuple(secrets)
         if s.get("part_size"):
-            out["part_size"] = parse_size(s["part_size"])
+            try:
+                out["part_size"] = parse_size(s["part_size"])
+            except S3mpuError:
+                raise ConfigError(f"[s3mpu] part_size = {s['part_size']!r} is not a size (e.g. 64M)") from None
         if s.get("jobs"):
+            if not s["jobs"].isdigit() or int(s["jobs"]) < 1:
+                raise ConfigError(f"[s3mpu] jobs = {s['jobs']!r} is not a positive whole number")
             out["jobs"] = int(s["jobs"])
     return out
 
@@ -123,6 +141,21 @@ def read_secret_file(path: str) -> list[str]:
 
 def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def virtual_endpoint(host_bucket: str, scheme: str = "https") -> str:
+    """The endpoint boto3 needs for an s3cmd ``host_bucket`` template such as ``%(bucket)s.s3.example.com``.
+
+    boto3's virtual addressing prepends ``bucket.`` to the endpoint's host; s3cmd's template
+    can express other shapes, which boto3 cannot, so those are refused with advice.
+    """
+    template = host_bucket.split("://", 1)[-1]
+    if not template.startswith(BUCKET_FIELD + "."):
+        raise ConfigError(f"host_bucket {host_bucket!r}: only the form '%(bucket)s.HOST' is supported",
+                          "Use host_bucket = %(bucket)s.HOST, or path-style addressing (host_bucket = host_base).")
+    if "://" in host_bucket:
+        scheme = host_bucket.split("://", 1)[0]
+    return f"{scheme}://{template[len(BUCKET_FIELD) + 1:]}"
 
 
 def from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -162,12 +195,20 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, layer in layers:
-        if "access_key" in layer or "secret_key" in layer:  # a key pair is taken whole from one layer
+        # A key pair is taken whole from one layer; a profile named in a higher layer
+        # (AWS_PROFILE, --profile) replaces the keys of a lower one.
+        if "access_key" in layer or "secret_key" in layer or "profile" in layer:
             for k in ("access_key", "secret_key", "session_token"):
                 merged.pop(k, None)
         for k, v in layer.items():
             merged[k] = v
             sources[k] = name
+    hb = merged.get("host_bucket")
+    if hb and BUCKET_FIELD in hb and sources.get("host_bucket") == "command line" and merged.get("addressing") == "virtual":
+        if merged.get("endpoint_url"):
+            merged["endpoint_url"] = virtual_endpoint(hb, merged["endpoint_url"].split("://", 1)[0])
+        elif "amazonaws.com" not in hb:
+            merged["endpoint_url"] = virtual_endpoint(hb)
     if merged.get("addressing", "auto") not in ADDRESSING:
         raise ConfigError(f"addressing must be one of {', '.join(ADDRESSING)}")
     known = {f.name for f in fields(Settings)}
@@ -204,3 +245,55 @@ def require_credentials(client: Any) -> None:
     if client._request_signer._credentials is None:  # noqa: SLF001 - botocore has no public probe
         raise ConfigError("no S3 credentials found",
                           "Pass them in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a config file (-c), or run s3mpu configure.")
+
+
+# -- writing (s3mpu configure) -------------------------------------------------------------------
+def config_path_for_write(config_file: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
+    """Where ``configure`` writes: ``-c FILE``, else ``$S3CMD_CONFIG``, else ``~/.s3cfg``."""
+    if config_file:
+        return Path(config_file).expanduser()
+    path = default_config_path(os.environ if env is None else env)
+    if path is None:
+        raise ConfigError("HOME is not set, so there is no default config file", "Name one with -c FILE.")
+    return path
+
+
+def read_raw(path: Path) -> configparser.RawConfigParser:
+    """The file as it is (every s3cmd key kept), or an empty parser when it does not exist yet."""
+    parser = configparser.RawConfigParser()
+    if path.exists():
+        try:
+            with path.open(encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            raise ConfigError(f"cannot read config file {path}: {str(exc).splitlines()[0][:200]}",
+                              "Move it aside and run s3mpu configure again.") from None
+    return parser
+
+
+def render(parser: configparser.RawConfigParser, default: Mapping[str, str], ours: Mapping[str, str]) -> str:
+    """The file's text with ``[default]`` and ``[s3mpu]`` updated; keys s3mpu does not know are kept."""
+    import io
+
+    for section, values in (("default", default), ("s3mpu", ours)):
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for k, v in values.items():
+            if v == "" and section == "s3mpu":
+                parser.remove_option(section, k)
+            else:
+                parser.set(section, k, v)
+    if parser.has_section("s3mpu") and not parser.items("s3mpu"):
+        parser.remove_section("s3mpu")
+    buf = io.StringIO()
+    parser.write(buf)
+    return buf.getvalue()
+
+
+def settings_from_values(default: Mapping[str, str], ours: Mapping[str, str] | None = None) -> Settings:
+    """Settings from config values not yet written (to test a connection before saving)."""
+    parser = configparser.RawConfigParser()
+    parser.read_dict({"default": dict(default), **({"s3mpu": dict(ours)} if ours else {})})
+    values = _translate(parser)
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})
