@@ -141,8 +141,7 @@ def configure(app: AppContext, no_test: bool) -> None:
     parser = read_raw(path)
     cur = dict(parser.items("default")) if parser.has_section("default") else {}
     ours = dict(parser.items("s3mpu")) if parser.has_section("s3mpu") else {}
-    err = click.get_text_stream("stderr")
-    click.echo(f"Configuring {path} (press Enter to keep the value in brackets).", file=err)
+    click.echo(f"Configuring {path} (press Enter to keep the value in brackets).", err=True)
     v: dict[str, str] = {}
     v["access_key"] = click.prompt("Access Key", default=cur.get("access_key", ""), show_default=True, err=True)
     secret_prompt = "Secret Key" + (" (input hidden; Enter keeps the current one)" if cur.get("secret_key") else " (input hidden)")
@@ -161,14 +160,14 @@ def configure(app: AppContext, no_test: bool) -> None:
          "relay_secret_file": click.prompt("s3mpu relay secret file (empty for none)",
                                            default=ours.get("relay_secret_file", ""), err=True)}
     if not no_test and click.confirm("Test access with supplied credentials?", default=True, err=True):
-        ok = _test_connection(settings_from_values(v), err)
+        ok = _test_connection(settings_from_values(v))
         if not ok and not click.confirm("Save settings anyway?", default=False, err=True):
             from ..errors import ConfigError
 
             raise ConfigError(f"connection test failed; {path} was not changed",
                               "Check the keys and the endpoint, then run s3mpu configure again.")
     if not click.confirm(f"Save settings to {path}?", default=True, err=True):
-        click.echo("Not saved.", file=err)
+        click.echo("Not saved.", err=True)
         return
     from ..manifest import write_private
 
@@ -177,19 +176,19 @@ def configure(app: AppContext, no_test: bool) -> None:
     app.out.info(f"Configuration saved to {path} (mode 0600).")
 
 
-def _test_connection(settings: Any, err: Any) -> bool:
+def _test_connection(settings: Any) -> bool:
     from ..config import s3_client
     from ..errors import S3mpuError
     from ..s3errors import classify_boto
 
-    click.echo("Please wait, attempting to list all buckets...", file=err)
+    click.echo("Please wait, attempting to list all buckets...", err=True)
     try:
         s3_client(settings).list_buckets()
     except S3mpuError as exc:
-        click.echo(f"Test failed: {exc.message}", file=err)
+        click.echo(f"Test failed: {exc.message}", err=True)
         return False
     except Exception as exc:  # noqa: BLE001 - any failure is reported, the user decides
-        click.echo(f"Test failed: {classify_boto(exc, 'listing buckets').message}", file=err)
+        click.echo(f"Test failed: {classify_boto(exc, 'listing buckets').message}", err=True)
         return False
-    click.echo("Success. Your access key and secret key worked fine :-)", file=err)
+    click.echo("Success. Your access key and secret key worked fine :-)", err=True)
     return True
