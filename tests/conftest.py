@@ -72,3 +72,4 @@ def make_data(tmp_path: Path):  # type: ignore[no-untyped-def]
         return make_file(tmp_path / name, size, seed)
 
     return _make
+from relay_fixtures import *  # noqa: E402,F401,F403 - relay_for, relay (relay engineer)

@@ -1,0 +1,142 @@
+"""Relay settings and the API-token policy for online minting (no Flask, no I/O at request time).
+
+API tokens are bearer secrets; the tokens file may hold them in clear (``"token"``) or only
+their SHA-256 (``"sha256"``) so the file itself is not a credential. A presented token is
+hashed and compared with every configured hash in constant time, without early exit.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import AccessDeniedError, ConfigError, NoInputError, UsageError
+from ..units import MiB, parse_duration, parse_size
+
+DEFAULT_MAX_BODY = 2 * MiB  # a complete with 10,000 parts and their ETags is ~700 KB
+DEFAULT_TOKEN_GRACE = 86400
+DEFAULT_REFRESH_GRACE = 7 * 86400
+DEFAULT_MAX_REFRESH_EXPIRES = 7 * 86400
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One API token's policy: what its holder may mint."""
+
+    name: str
+    sha256: str  # hex digest of the token
+    bucket: str
+    prefix: str = ""
+    max_size: int | None = None
+    max_expires: int = 7 * 86400
+
+    def matches(self, presented_sha256: bytes) -> bool:
+        return hmac.compare_digest(bytes.fromhex(self.sha256), presented_sha256)
+
+    def allows_key(self, bucket: str, key: str) -> bool:
+        return bucket == self.bucket and key.startswith(self.prefix)
+
+
+def token_sha256(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def find_api_token(tokens: tuple[ApiToken, ...], presented: str | None) -> ApiToken:
+    """The policy of the presented token; every entry is compared (constant time, no early exit)."""
+    if not presented:
+        raise AccessDeniedError("an API token is required (Authorization: Bearer <token>)",
+                                "Ask the relay's admin for an API token.")
+    digest = token_sha256(presented)
+    found: ApiToken | None = None
+    for t in tokens:
+        if t.matches(digest) and found is None:
+            found = t
+    if found is None:
+        raise AccessDeniedError("the API token is not valid for this relay", "Ask the relay's admin for an API token.")
+    return found
+
+
+def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
+    """Read ``{"tokens": [{"name", "token" | "sha256", "bucket", "prefix", "max_size", "max_expires"}]}``."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise NoInputError(f"API tokens file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read API tokens file {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
+        raise ConfigError(f"API tokens file {path}: expected {{\"tokens\": [...]}}")
+    out = []
+    for i, t in enumerate(data["tokens"]):
+        where = f"API tokens file {path}, tokens[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: not an object")
+        unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        if bool(t.get("token")) == bool(t.get("sha256")):
+            raise ConfigError(f"{where}: give exactly one of \"token\" and \"sha256\"")
+        if not isinstance(t.get("bucket"), str) or not t["bucket"]:
+            raise ConfigError(f"{where}: \"bucket\" is required")
+        try:
+            digest = t["sha256"].lower() if t.get("sha256") else token_sha256(str(t["token"])).hex()
+            bytes.fromhex(digest)
+            if len(digest) != 64:
+                raise ValueError(digest)
+            max_size = parse_size(t["max_size"]) if t.get("max_size") is not None else None
+            max_expires = parse_duration(t["max_expires"]) if t.get("max_expires") is not None else 7 * 86400
+        except (UsageError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        out.append(ApiToken(str(t.get("name") or f"token{i + 1}"), digest, t["bucket"], str(t.get("prefix") or ""),
+                            max_size, max_expires))
+    return tuple(out)
+
+
+@dataclass
+class RelayConfig:
+    """Everything the relay app needs, injected (tests pass their own clock and S3 client factory)."""
+
+    settings: Settings = field(default_factory=Settings)
+    secrets: tuple[str, ...] | None = None  # default: settings.relay_secrets (first = current)
+    token_grace: int = DEFAULT_TOKEN_GRACE  # seconds a token stays usable after its URLs expire
+    refresh_grace: int = DEFAULT_REFRESH_GRACE  # the same for /v1/refresh (the cure for expired URLs)
+    max_refresh_expires: int = DEFAULT_MAX_REFRESH_EXPIRES
+    max_body: int = DEFAULT_MAX_BODY
+    api_tokens: tuple[ApiToken, ...] = ()
+    seed_bucket: str | None = None
+    public_url: str | None = None  # written into minted manifests; default: the URL the request came in on
+    check_endpoint: bool = True  # refuse tokens minted for another S3 endpoint
+    object_size_header: bool = True  # send x-amz-mp-object-size at complete
+    s3_client_factory: Callable[[], Any] | None = None
+    clock: Callable[[], float] = time.time
+    _client: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def all_secrets(self) -> tuple[str, ...]:
+        return tuple(self.secrets if self.secrets is not None else self.settings.relay_secrets)
+
+    def s3(self) -> Any:
+        """One shared S3 client (botocore clients are thread-safe), built on first use."""
+        with self._lock:
+            if self._client is None:
+                if self.s3_client_factory is not None:
+                    self._client = self.s3_client_factory()
+                else:
+                    from ..config import s3_client
+
+                    self._client = s3_client(self.settings)
+            return self._client
+
+    def endpoint(self) -> str:
+        return str(self.s3().meta.endpoint_url)
+
+    def region(self) -> str:
+        return str(self.s3().meta.region_name)

@@ -1,0 +1,252 @@
+"""What the relay does for each endpoint, without any HTTP framework (so it is tested directly).
+
+Each method takes the parsed request body and returns ``(status, JSON-able dict)`` or raises an
+:class:`~s3mpu.errors.S3mpuError`; :func:`http_error` maps errors to HTTP status and code.
+Authentication of a manifest token happens in two steps so the answer can tell a forged token
+(401) from an honest one that has expired (403).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .. import token as tokens
+from ..completion import complete_upload, list_parts
+from ..errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
+                      TempFailError, UsageError)
+from ..units import format_duration, parse_expires, utc_iso
+from .config import RelayConfig
+
+log = logging.getLogger("s3mpu.relay")
+_TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_SIG_RE = re.compile(r"((?:X-Amz-Signature|Signature|X-Amz-Credential|AWSAccessKeyId|X-Amz-Security-Token)=)[^&\s\"']+",
+                     re.IGNORECASE)
+
+
+class AuthError(AccessDeniedError):
+    """No valid credential at all (HTTP 401), as opposed to a valid one that is refused (403)."""
+
+
+class UpstreamError(TempFailError):
+    """S3 refused or failed a call made with the relay's own credentials (HTTP 502)."""
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove tokens, URL signatures and the given secrets from text bound for a log line."""
+    text = _SIG_RE.sub(r"\1REDACTED", _TOKEN_RE.sub("v1.REDACTED", text))
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "REDACTED")
+    return text
+
+
+def http_error(exc: BaseException) -> tuple[int, str]:
+    """``(status, error code)`` for an exception raised while handling a request."""
+    if isinstance(exc, AuthError):
+        return 401, "unauthorized"
+    if isinstance(exc, AccessDeniedError):
+        return 403, "expired" if "expired" in exc.message else "forbidden"
+    if isinstance(exc, PartialError):
+        return 409, "parts_missing"
+    if isinstance(exc, UsageError):
+        return 400, "bad_request"
+    if isinstance(exc, DataError):
+        return 422, "parts_mismatch"
+    if isinstance(exc, NoInputError):
+        return 404, "no_such_upload"
+    if isinstance(exc, TempFailError):
+        return 502, "upstream_error"
+    if isinstance(exc, ConfigError):
+        return 500, "relay_misconfigured"
+    return 500, "internal_error"
+
+
+@contextlib.contextmanager
+def upstream(what: str) -> Iterator[None]:
+    """S3 refusing the *relay's* credentials is the relay's problem (502), not the caller's (403)."""
+    try:
+        yield
+    except AccessDeniedError as exc:
+        raise UpstreamError(f"{what}: S3 refused the relay's credentials ({exc.message})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc.message}") from None
+
+
+class RelayService:
+    """The relay's operations over one :class:`RelayConfig`."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+
+    # -- manifest tokens ---------------------------------------------------------------
+    def authenticate(self, body: Mapping[str, Any], grace: int | None = None) -> tokens.Identity:
+        """The identity a request's manifest token vouches for, or 401/403."""
+        secrets = self.config.all_secrets
+        if not secrets:
+            raise ConfigError("this relay has no relay secret configured",
+                              "Set S3MPU_RELAY_SECRET or --secret-file on the relay.")
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise AuthError("the request has no manifest token", 'Send {"token": "<relay token from the manifest>"}.')
+        try:  # first the signature alone: a forged or altered token is 401
+            tokens.verify(token, secrets, now=0)
+        except AccessDeniedError as exc:
+            raise AuthError(exc.message, exc.hint) from None
+        identity = tokens.verify(token, secrets, now=self.config.clock(),
+                                 grace=self.config.token_grace if grace is None else grace)
+        if self.config.check_endpoint and _norm(identity.endpoint) != _norm(self.config.endpoint()):
+            raise AccessDeniedError(f"the token is for S3 endpoint {identity.endpoint}, this relay serves "
+                                    f"{self.config.endpoint()}", "Use the relay named in the manifest.")
+        return identity
+
+    def complete(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        identity = self.authenticate(body)
+        parts = body.get("parts")
+        if parts is not None and (not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts)):
+            raise UsageError('"parts" must be a list of {"number", "etag"} objects')
+        size = body.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise UsageError('"size" must be a non-negative integer')
+        with upstream("completing the upload"):
+            result = complete_upload(self.config.s3(), identity, parts, size,
+                                     object_size_header=self.config.object_size_header)
+        log.info("completed s3://%s/%s upload=%s size=%d parts=%d", identity.bucket, identity.key,
+                 identity.upload_id, result["size"], result["parts"])
+        return 200, result
+
+    def status(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        identity = self.authenticate(body)
+        base = {"bucket": identity.bucket, "key": identity.key, "upload_id": identity.upload_id,
+                "expires_at": utc_iso(datetime.fromtimestamp(identity.expires, timezone.utc))}
+        try:
+            with upstream("listing the upload's parts"):
+                parts = list_parts(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
+        except NoInputError:
+            return 200, {**base, "parts": [], "upload_exists": False}
+        return 200, {**base, "parts": parts, "upload_exists": True}
+
+    def abort(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        identity = self.authenticate(body)
+        from ..admin import abort_upload
+
+        with upstream("aborting the upload"):
+            abort_upload(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
+        log.info("aborted s3://%s/%s upload=%s", identity.bucket, identity.key, identity.upload_id)
+        return 200, {"aborted": True, "bucket": identity.bucket, "key": identity.key, "upload_id": identity.upload_id}
+
+    def refresh(self, body: Mapping[str, Any], relay_url: str) -> tuple[int, dict[str, Any]]:
+        """New URLs for the same upload; the expiry is capped by ``max_refresh_expires``."""
+        identity = self.authenticate(body, grace=max(self.config.refresh_grace, self.config.token_grace))
+        now = datetime.fromtimestamp(self.config.clock(), timezone.utc)
+        cap = now + timedelta(seconds=self.config.max_refresh_expires)
+        expires = _expires(body.get("expires"), now) or cap
+        expires = min(expires, cap)
+        from ..layout import plan_parts
+        from ..manifest import Manifest, Part
+        from ..mint import refresh
+
+        client = self.config.s3()
+        with upstream("checking the upload"):
+            list_parts(client, identity.bucket, identity.key, identity.upload_id)  # 404 when it is gone
+        spans = plan_parts(identity.size, identity.part_size)
+        old = Manifest(endpoint=identity.endpoint, region=self.config.region(), bucket=identity.bucket,
+                       key=identity.key, upload_id=identity.upload_id, size=identity.size,
+                       size_is_max=identity.size_is_max, part_size=identity.part_size, created_at=utc_iso(now),
+                       expires_at=utc_iso(now), parts=tuple(Part(s.number, s.offset, s.size, "") for s in spans),
+                       signature_version=self.config.settings.signature_version)
+        with upstream("presigning"):
+            new = refresh(client, old, expires=expires, relay_secret=self.config.all_secrets[0],
+                          relay_url=self.config.public_url or relay_url, now=now)
+        log.info("refreshed s3://%s/%s upload=%s until %s", identity.bucket, identity.key, identity.upload_id,
+                 new.expires_at)
+        return 200, new.to_dict()
+
+    # -- online minting ------------------------------------------------------------------
+    def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
+        """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
+        from .config import find_api_token
+        from ..mint import MintRequest, mint
+
+        if not self.config.api_tokens:
+            raise AccessDeniedError("online minting is not enabled on this relay",
+                                    "The relay's admin enables it with s3mpu relay --tokens FILE.")
+        policy = find_api_token(self.config.api_tokens, bearer)
+        req = _mint_request(body)
+        now = datetime.fromtimestamp(self.config.clock(), timezone.utc)
+        req.expires = _expires(body.get("expires"), now) or now + timedelta(seconds=min(policy.max_expires, 7 * 86400))
+        if not policy.allows_key(req.bucket, req.key):
+            raise AccessDeniedError(f"API token {policy.name!r} may not mint s3://{req.bucket}/{req.key}",
+                                    f"It is limited to s3://{policy.bucket}/{policy.prefix}*.")
+        size = req.size if req.size is not None else req.max_size
+        if policy.max_size is not None and size is not None and size > policy.max_size:
+            raise AccessDeniedError(f"API token {policy.name!r} may mint at most {policy.max_size} bytes, not {size}")
+        if (req.expires - now).total_seconds() > policy.max_expires + 1:
+            raise AccessDeniedError(f"API token {policy.name!r} allows an expiry of at most "
+                                    f"{format_duration(policy.max_expires)}")
+        secret = self.config.all_secrets[0] if self.config.all_secrets else None
+        req.relay_url = (self.config.public_url or relay_url) if secret else None
+        client = self.config.s3()
+        with upstream("minting"):
+            m = mint(client, req, endpoint=self.config.endpoint(), region=self.config.region(), relay_secret=secret,
+                     signature_version=self.config.settings.signature_version, now=now)
+        log.info("minted s3://%s/%s upload=%s parts=%d for api token %s", m.bucket, m.key, m.upload_id,
+                 len(m.parts), policy.name)
+        return 201, m.to_dict()
+
+
+def _norm(url: str) -> str:
+    return url.rstrip("/").lower()
+
+
+def _expires(value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise UsageError('"expires" must be a duration ("12h"), "+3600", an epoch or ISO-8601')
+    return parse_expires(value if isinstance(value, str) else f"+{value}", now)
+
+
+def _mint_request(body: Mapping[str, Any]) -> Any:
+    from ..mint import MintRequest
+
+    def opt_int(name: str) -> int | None:
+        v = body.get(name)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            raise UsageError(f'"{name}" must be a number of bytes')
+        from ..units import parse_size
+
+        return parse_size(v)
+
+    bucket, key = body.get("bucket"), body.get("key")
+    if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
+        raise UsageError('"bucket" and "key" are required strings')
+    if len(key.encode("utf-8")) > 1024:
+        raise UsageError('"key" is longer than S3\'s 1024 bytes')
+    meta = body.get("metadata") or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise UsageError('"metadata" must be an object of strings')
+    md5s = body.get("md5s")
+    if md5s is not None and (not isinstance(md5s, list) or not all(
+            isinstance(h, str) and re.fullmatch(r"[0-9a-fA-F]{32}", h) for h in md5s)):
+        raise UsageError('"md5s" must be a list of hex MD5s, one per part')
+    ctype = body.get("content_type")
+    if ctype is not None and not isinstance(ctype, str):
+        raise UsageError('"content_type" must be a string')
+    req = MintRequest(bucket=bucket, key=key, size=opt_int("size"), max_size=opt_int("max_size"),
+                      part_size=opt_int("part_size"), content_type=ctype, metadata=meta, md5s=md5s)
+    if (req.size is None) == (req.max_size is None):
+        raise UsageError('give exactly one of "size" and "max_size"')
+    from ..layout import auto_part_size, plan_parts
+
+    plan_parts(req.size if req.size is not None else req.max_size,  # refuse impossible layouts up front
+               req.part_size or auto_part_size(req.size if req.size is not None else req.max_size))
+    return req
+
+
+__all__ = ["RelayService", "AuthError", "UpstreamError", "http_error", "scrub", "S3mpuError"]
