@@ -1,0 +1,283 @@
+"""The user side: ``put``, ``complete``, ``status`` and ``abort`` of one manifest's upload.
+
+Thin Click wrappers: policy is in :mod:`s3mpu.upload`, bytes in :mod:`s3mpu.transfer`.
+``put`` never imports boto3 (the user has no credentials; start-up time matters).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from . import AppContext, json_option
+from .params import SIZE
+
+
+@click.command()
+@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
+@click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="Attempts per part after the first, with exponential backoff.")
+@click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "rich", "plain", "tqdm", "none"]),
+              default="auto", show_default=True, help="Progress display (auto: rich on a TTY, plain lines otherwise).")
+@click.option("--parts", "parts_spec", metavar="RANGES", help="Upload only these parts, e.g. 1-100,250 (share one upload between machines).")
+@click.option("--no-complete", is_flag=True, help="Upload the parts but do not complete (run 's3mpu complete' later).")
+@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
+              help="Seconds without progress before a connection counts as stalled and is retried.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@json_option
+@click.pass_obj
+def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retries: int, limit_rate: int | None,
+        progress_mode: str, parts_spec: str | None, no_complete: bool, relay_url: str | None, timeout: float,
+        quiet: bool) -> None:
+    """Upload FILE through the presigned URLs of MANIFEST, then complete through the relay.
+
+    Parts are read at their offsets and sent in parallel with their MD5; each verified part
+    is journalled, so re-running the same command after a crash, Ctrl-C or network failure
+    resumes where it stopped. The file must fit the manifest; nothing is sent otherwise.
+
+    \b
+    Examples:
+      s3mpu put raw.json raw.mov
+      s3mpu put raw.json raw.mov -j 16 --limit-rate 20M
+      s3mpu put raw.json raw.mov --parts 1-100 --no-complete     # machine A of two
+      s3mpu -q put raw.json raw.mov --json                       # from cron
+    """
+    from ..manifest import load
+    from ..upload import upload
+    from .progress_rich import make_progress
+
+    if quiet:
+        app.out.quiet = True
+    m = load(manifest_file)
+    sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
+    result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
+                    complete=not no_complete, progress=sink, relay=relay_url, manifest_path=manifest_file,
+                    warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout))
+    from ..units import format_size
+
+    if result.completed:
+        human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
+                 f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
+    else:
+        human = f"{m.uri}: {result.message}"
+    app.out.result(result.to_dict(), human)
+
+
+def _journal_md5s(m: Any) -> tuple[list[str] | None, int | None]:
+    """Part MD5s and total size from this upload's journal when it covers parts 1..k of a layout."""
+    from ..journal import journal_path, read
+
+    header, parts = read(journal_path(m.upload_id))
+    if header is None or not parts:
+        return None, None
+    size = int(header.get("size", -1))
+    if size < 0:
+        return None, None
+    try:
+        every = m.parts_for_file(size)
+    except (IndexError, ValueError):
+        return None, None
+    if set(parts) != {p.number for p in every}:
+        return None, None
+    return [parts[p.number].md5 for p in every], size
+
+
+def _admin_client(app: AppContext, m: Any) -> Any | None:
+    """An S3 client when admin credentials are configured (flags, AWS_* or config), else None."""
+    from dataclasses import replace
+
+    settings = app.settings
+    if not (settings.has_static_credentials() or settings.profile):
+        return None
+    if not settings.endpoint_url:
+        settings = replace(settings, endpoint_url=m.endpoint, region=settings.region or m.region)
+    from ..config import s3_client
+
+    return s3_client(settings)
+
+
+def _forget(m: Any) -> None:
+    from ..journal import journal_path
+
+    journal_path(m.upload_id).unlink(missing_ok=True)
+
+
+@click.command()
+@click.argument("manifest_file", metavar="MANIFEST")
+@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@json_option
+@click.pass_obj
+def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
+    """Complete the upload: directly when S3 credentials are configured, else through the relay.
+
+    Every part must be on the server with the expected size (and the MD5s this machine
+    sent, when its journal has them). Completing an already-completed upload succeeds again.
+
+    \b
+    Examples:
+      s3mpu complete raw.json                  # user: through the manifest's relay
+      AWS_PROFILE=admin s3mpu complete raw.json  # admin: directly with credentials
+    """
+    from ..errors import ConfigError
+    from ..manifest import load
+    from ..upload import complete_via_relay, make_relay, verify_completed
+
+    m = load(manifest_file)
+    md5s, size = _journal_md5s(m)
+    client = _admin_client(app, m)
+    if client is not None:
+        from ..completion import complete_upload
+        from ..token import Identity
+
+        parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
+        reply = complete_upload(client, Identity.from_manifest(m), parts, size)
+        verify_completed(reply, md5s, size)
+        how = "directly"
+    elif (relay_url or (m.relay and m.relay.url)) and m.relay and m.relay.token:
+        reply = complete_via_relay(m, make_relay(m, relay_url), md5s, size, manifest_file)
+        how = "through the relay"
+    else:
+        raise ConfigError("this manifest names no relay and no S3 credentials are configured",
+                          "Give it to the admin to run 's3mpu complete MANIFEST' with credentials.")
+    _forget(m)
+    data = {"key": m.key, "bucket": m.bucket, "etag": reply.get("etag"), "size": reply.get("size"),
+            "parts": reply.get("parts"), "completed": True}
+    app.out.result(data, f"completed {m.uri} {how}: {reply.get('size')} bytes, ETag {reply.get('etag')}")
+
+
+@click.command()
+@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("file", metavar="[FILE]", required=False)
+@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@json_option
+@click.pass_obj
+def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str | None) -> None:
+    """Show which parts are done (local journal and the server), and the time left.
+
+    The server's view comes from the relay, or from the manifest's presigned ListParts URL
+    when the relay is unreachable. With FILE, also checks that the file fits the manifest.
+
+    \b
+    Examples:
+      s3mpu status raw.json
+      s3mpu status raw.json raw.mov --json
+    """
+    from ..errors import S3mpuError
+    from ..httpclient import HttpClient, list_parts
+    from ..journal import journal_path, read
+    from ..manifest import load
+    from ..units import format_duration, format_size
+    from ..upload import check_file, make_relay
+
+    m = load(manifest_file)
+    header, jparts = read(journal_path(m.upload_id))
+    expected = m.parts
+    if file:
+        ident = check_file(m, file)
+        expected = tuple(m.parts_for_file(ident.size))
+    server: list[dict[str, Any]] | None = None
+    source = None
+    problems: list[str] = []
+    relay = make_relay(m, relay_url)
+    if relay is not None and m.relay and m.relay.token:
+        try:
+            st = relay.status(m.relay.token)
+            server, source = list(st.get("parts") or []), "relay"
+        except S3mpuError as exc:
+            problems.append(f"relay: {exc.message}")
+    if server is None and m.list_parts_url:
+        http = HttpClient(1)
+        try:
+            server, source = list_parts(http, m.list_parts_url).parts, "list_parts_url"
+        except S3mpuError as exc:
+            problems.append(f"ListParts: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - network errors: reported, not fatal for a status
+            problems.append(f"ListParts: cannot reach {m.endpoint} ({type(exc).__name__})")
+        finally:
+            http.close()
+    left = m.seconds_left()
+    want = {p.number: p.size for p in expected}
+    on_server = {int(p["number"]) for p in server or [] if want.get(int(p["number"])) == int(p["size"])}
+    journalled = set(jparts) & set(want)
+    done = on_server if server is not None else journalled
+    missing = sorted(set(want) - done)
+    data = {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "expires_at": m.expires_at,
+            "seconds_left": int(left), "parts_expected": len(want), "parts_journal": sorted(journalled),
+            "parts_server": sorted(on_server) if server is not None else None, "server_source": source,
+            "parts_missing": missing, "problems": problems}
+    from ..upload import _ranges
+
+    lines = [f"object      {m.uri} (upload {m.upload_id[:24]}{'...' if len(m.upload_id) > 24 else ''})",
+             f"expires     {m.expires_at} ("
+             + (f"in {format_duration(left)}" if left > 0 else f"EXPIRED {format_duration(-left)} ago") + ")",
+             f"journal     {len(journalled)} of {len(want)} parts"
+             + (f" (file {header.get('path')})" if header else " (no journal on this machine)"),
+             f"server      {len(on_server)} of {len(want)} parts ({format_size(sum(want[n] for n in on_server))}, via {source})"
+             if server is not None else "server      unknown (" + "; ".join(problems) + ")",
+             f"missing     {_ranges(missing) if missing else 'none: ready to complete (s3mpu complete ' + manifest_file + ')'}"]
+    app.out.result(data, "\n".join(lines))
+
+
+@click.command()
+@click.argument("manifest_file", metavar="MANIFEST")
+@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@json_option
+@click.pass_obj
+def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
+    """Abort the upload: S3 frees its parts and the manifest becomes useless.
+
+    Tries the relay, then the manifest's presigned abort URL, then S3 credentials.
+
+    \b
+    Examples:
+      s3mpu abort raw.json
+      s3mpu abort raw.json --json
+    """
+    from ..errors import ConfigError, S3mpuError, TempFailError
+    from ..httpclient import HttpClient
+    from ..manifest import load
+    from ..s3errors import classify_http, xml_error
+    from ..upload import make_relay
+
+    m = load(manifest_file)
+    errors: list[S3mpuError] = []
+    how = None
+    relay = make_relay(m, relay_url)
+    if relay is not None and m.relay and m.relay.token:
+        try:
+            relay.abort(m.relay.token)
+            how = "through the relay"
+        except S3mpuError as exc:
+            errors.append(exc)
+    if how is None and m.abort_url:
+        http = HttpClient(1)
+        try:
+            r = http.request("DELETE", m.abort_url)
+            code, _ = xml_error(r.body)
+            if r.status in (200, 204) or code == "NoSuchUpload" or r.status == 404:
+                how = "with the manifest's abort URL"
+            else:
+                errors.append(classify_http(r.status, r.body, "aborting the upload"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(TempFailError(f"aborting the upload: cannot reach {m.endpoint} ({type(exc).__name__})"))
+        finally:
+            http.close()
+    if how is None:
+        client = _admin_client(app, m)
+        if client is not None:
+            from ..admin import abort_upload
+
+            abort_upload(client, m.bucket, m.key, m.upload_id)
+            how = "directly"
+    if how is None:
+        if errors:
+            raise errors[-1]
+        raise ConfigError("this manifest names no relay or abort URL and no S3 credentials are configured",
+                          "Ask the admin to run: s3mpu abortmp s3://BUCKET/KEY UPLOAD_ID")
+    _forget(m)
+    app.out.result({"key": m.key, "bucket": m.bucket, "upload_id": m.upload_id, "aborted": True},
+                   f"aborted upload of {m.uri} {how}")

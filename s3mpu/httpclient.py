@@ -1,0 +1,150 @@
+"""The user side's HTTP: presigned requests over a pool of keep-alive connections (urllib3).
+
+Why not boto3 here: the user holds no credentials and only ever sends presigned requests,
+and boto3 costs ~0.3 s of import and a lot of per-request overhead on the hot path. One
+``PoolManager`` sized to the number of workers keeps one connection per worker alive;
+urllib3's own retries are off because :mod:`s3mpu.transfer` owns the retry policy.
+Timeouts are the stall detector: the connect timeout also bounds each socket write
+(urllib3 sends the body under it), the read timeout bounds the wait for the answer.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import urllib3
+
+from .errors import S3mpuError
+from .s3errors import classify_http
+
+#: bytes handed to each ``socket.send``: large enough to keep Python out of the way.
+BLOCKSIZE = 1024 * 1024
+USER_AGENT = "s3mpu"
+
+
+@dataclass
+class Reply:
+    """A finished HTTP exchange: status, headers (lower-case names) and the (small) body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def date(self) -> datetime | None:
+        """The server's ``Date`` header (for clock-skew and expiry checks), if any."""
+        value = self.headers.get("date")
+        if not value:
+            return None
+        try:
+            return parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def etag(self) -> str:
+        return self.headers.get("etag", "").strip().strip('"').lower()
+
+
+class HttpClient:
+    """Presigned requests with pooled keep-alive connections, timeouts and no hidden retries."""
+
+    def __init__(self, jobs: int = 8, connect_timeout: float = 10.0, read_timeout: float = 60.0,
+                 ca_bundle: str | None = None, proxy: str | None = None) -> None:
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        kw: dict[str, Any] = {"num_pools": 4, "maxsize": max(1, jobs), "block": False, "retries": False,
+                              "timeout": self.timeout, "blocksize": BLOCKSIZE}
+        if ca_bundle:
+            kw["ca_certs"] = ca_bundle
+        self.pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
+
+    def request(self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+        """Send one request and read the whole (small) answer. Network errors propagate as urllib3's."""
+        h = {"User-Agent": USER_AGENT, **(headers or {})}
+        r = self.pool.request(method, url, body=body, headers=h, preload_content=False, redirect=False,
+                              retries=False)
+        try:
+            data = r.read()
+        finally:
+            r.release_conn()
+        return Reply(r.status, {k.lower(): v for k, v in r.headers.items()}, data)
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+# -- ListParts through a presigned URL -----------------------------------------------------
+@dataclass
+class ListedParts:
+    """What ``ListParts`` told us: the parts, and whether the listing was cut short."""
+
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True
+    date: datetime | None = None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_list_parts(xml: bytes) -> tuple[list[dict[str, Any]], bool, str | None]:
+    """``(parts, truncated, next_marker)`` from a ListParts XML answer (namespace-agnostic)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise S3mpuError(f"ListParts answer is not XML ({exc})") from None
+    parts: list[dict[str, Any]] = []
+    truncated = False
+    marker: str | None = None
+    for child in root:
+        name = _local(child.tag)
+        if name == "Part":
+            d = {_local(c.tag): (c.text or "") for c in child}
+            try:
+                parts.append({"number": int(d["PartNumber"]), "size": int(d.get("Size", "0")),
+                              "etag": d.get("ETag", "").strip().strip('"').lower()})
+            except (KeyError, ValueError):
+                continue
+        elif name == "IsTruncated":
+            truncated = (child.text or "").strip().lower() == "true"
+        elif name == "NextPartNumberMarker":
+            marker = (child.text or "").strip() or None
+    return parts, truncated, marker
+
+
+def _with_marker(url: str, marker: str) -> str:
+    s = urlsplit(url)
+    q = parse_qsl(s.query, keep_blank_values=True) + [("part-number-marker", marker)]
+    return urlunsplit((s.scheme, s.netloc, s.path, urlencode(q), ""))
+
+
+def list_parts(http: HttpClient, url: str, what: str = "listing the uploaded parts") -> ListedParts:
+    """All parts S3 holds, through the manifest's presigned ListParts URL.
+
+    Pagination needs ``part-number-marker`` in the query, which is outside the signature:
+    servers that check signatures refuse it, so a listing cut short is reported as
+    ``complete=False`` (the caller then simply re-uploads what it cannot see).
+    """
+    out = ListedParts()
+    reply = http.request("GET", url)
+    out.date = reply.date
+    if reply.status != 200:
+        raise classify_http(reply.status, reply.body, what)
+    parts, truncated, marker = parse_list_parts(reply.body)
+    out.parts.extend(parts)
+    seen = 0
+    while truncated and marker and seen < 20:
+        seen += 1
+        reply = http.request("GET", _with_marker(url, marker))
+        if reply.status != 200:
+            out.complete = False
+            break
+        parts, truncated, marker = parse_list_parts(reply.body)
+        out.parts.extend(parts)
+    else:
+        out.complete = not truncated
+    return out

@@ -1,0 +1,187 @@
+"""The resume journal: which parts of which upload are verified done, for which file.
+
+Why an fsync'd append-only log: a ``kill -9`` may land at any instant. Each record is one
+JSON line written with a single ``write`` and fsync'd before the part counts as done, so
+after a crash the file holds a prefix of the truth plus, at worst, a torn last line, which
+loading ignores. A journal recording a different file (size or mtime changed) is set aside:
+its parts belong to other bytes. Journals live in the XDG state dir, keyed by upload id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+
+
+def state_dir(env: dict[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/s3mpu`` or ``~/.local/state/s3mpu``."""
+    e = os.environ if env is None else env
+    base = e.get("XDG_STATE_HOME") or os.path.join(e.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "s3mpu"
+
+
+def journal_path(upload_id: str, directory: Path | None = None) -> Path:
+    """Upload ids hold characters unfit for file names; the name is a hash of the id."""
+    digest = hashlib.sha256(upload_id.encode("utf-8")).hexdigest()[:32]
+    return (directory or state_dir()) / "journal" / f"{digest}.jsonl"
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Enough to notice that the file changed between runs."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileIdentity:
+        st = os.stat(path)
+        return cls(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+    def same_file(self, other: FileIdentity) -> bool:
+        # The path may differ (the file was moved); size and mtime must not.
+        return self.size == other.size and self.mtime_ns == other.mtime_ns
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    number: int
+    size: int
+    md5: str
+
+
+class Journal:
+    """Open (or create) the journal of one upload for one file. Thread-safe ``record``."""
+
+    def __init__(self, path: Path, upload_id: str, bucket: str, key: str, ident: FileIdentity) -> None:
+        self.path = path
+        self.upload_id = upload_id
+        self.bucket = bucket
+        self.key = key
+        self.ident = ident
+        self.parts: dict[int, PartRecord] = {}
+        self.existed = False  # a journal for this upload was there before
+        self.stale = False  # ... but for another version of the file
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    @classmethod
+    def open(cls, upload_id: str, bucket: str, key: str, ident: FileIdentity,
+             directory: Path | None = None) -> Journal:
+        j = cls(journal_path(upload_id, directory), upload_id, bucket, key, ident)
+        header, parts = read(j.path)
+        if header is not None:
+            j.existed = True
+            old = FileIdentity(str(header.get("path", "")), int(header.get("size", -1)),
+                               int(header.get("mtime_ns", -1)))
+            if header.get("upload_id") == upload_id and old.same_file(ident):
+                j.parts = parts
+            else:
+                j.stale = True
+        return j
+
+    def _header(self) -> dict[str, Any]:
+        return {"v": VERSION, "upload_id": self.upload_id, "bucket": self.bucket, "key": self.key,
+                "path": self.ident.path, "size": self.ident.size, "mtime_ns": self.ident.mtime_ns}
+
+    def _ensure_open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists() or self.stale:
+                self._rewrite()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
+        return self._fd
+
+    def _rewrite(self) -> None:
+        """Atomically replace the file with a header and the current records (rename is atomic)."""
+        lines = [json.dumps(self._header())] + [_line(p) for p in sorted(self.parts.values(), key=lambda p: p.number)]
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self.stale = False
+
+    def record(self, number: int, size: int, md5: str) -> None:
+        """Durably note that part ``number`` is on the server and verified (fsync before return)."""
+        rec = PartRecord(number, size, md5)
+        with self._lock:
+            fd = self._ensure_open()
+            os.write(fd, (_line(rec) + "\n").encode("utf-8"))
+            os.fsync(fd)
+            self.parts[number] = rec
+
+    def start(self) -> None:
+        """Create the file now (header only) so a crash before the first part still leaves a header."""
+        with self._lock:
+            self._ensure_open()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def remove(self) -> None:
+        """The upload is complete or aborted: nothing is left to resume."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _line(p: PartRecord) -> str:
+    return json.dumps({"n": p.number, "size": p.size, "md5": p.md5}, separators=(",", ":"))
+
+
+def read(path: Path) -> tuple[dict[str, Any] | None, dict[int, PartRecord]]:
+    """``(header, parts)`` from a journal file; a missing or unreadable file gives ``(None, {})``.
+
+    Lines that do not parse (a torn last write) are skipped, never fatal.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, {}
+    header: dict[str, Any] | None = None
+    parts: dict[int, PartRecord] = {}
+    for line in raw.split(b"\n"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if header is None:
+            if obj.get("v") == VERSION and "upload_id" in obj:
+                header = obj
+                continue
+            return None, {}
+        try:
+            rec = PartRecord(int(obj["n"]), int(obj["size"]), str(obj["md5"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        parts[rec.number] = rec
+    return header, parts
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

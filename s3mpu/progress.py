@@ -1,0 +1,194 @@
+"""Progress reporting, decoupled from the transfer engine.
+
+Why a protocol: workers only report facts (a part started, n bytes went out, a part ended)
+and never know how they are shown. The CLI picks a sink: rich bars on a TTY
+(``s3mpu.cli.progress_rich``), one plain line every few seconds for cron logs, or nothing.
+Every sink here takes an injected clock and stream so the tests are deterministic.
+``advance`` may receive a negative count: a retried part gives back the bytes it had sent.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO
+
+from .units import format_duration, format_size
+
+
+class ProgressSink(Protocol):
+    """What the transfer engine reports. Implementations must be thread-safe."""
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        """``total`` bytes to upload in all, ``done`` of them already uploaded (resume), ``parts`` to send."""
+
+    def part_started(self, number: int, size: int) -> None: ...
+
+    def advance(self, n: int, number: int = 0) -> None:
+        """``n`` more bytes were sent (negative when a failed attempt is rolled back)."""
+
+    def part_finished(self, number: int, ok: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    """Shows nothing (``-q``, ``--progress none``, library use)."""
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        pass
+
+    def part_started(self, number: int, size: int) -> None:
+        pass
+
+    def advance(self, n: int, number: int = 0) -> None:
+        pass
+
+    def part_finished(self, number: int, ok: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Meter:
+    """Byte counter with a sliding-window speed, shared by the textual sinks."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: float = 10.0) -> None:
+        self.clock = clock
+        self.window = window
+        self.total = 0
+        self.done = 0
+        self.resumed = 0
+        self.parts_total = 0
+        self.parts_done = 0
+        self.active: dict[int, list[int]] = {}  # part -> [sent, size]
+        self.started = clock()
+        self._samples: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        with self.lock:
+            self.total, self.done, self.resumed, self.parts_total = total, done, done, parts
+            self.started = self.clock()
+            self._samples = [(self.started, done)]
+
+    def advance(self, n: int, number: int = 0) -> None:
+        with self.lock:
+            self.done += n
+            if number in self.active:
+                self.active[number][0] += n
+
+    def speed(self) -> float:
+        """Bytes per second over the last ``window`` seconds (0 until there is a sample)."""
+        with self.lock:
+            now = self.clock()
+            self._samples.append((now, self.done))
+            while len(self._samples) > 2 and now - self._samples[0][0] > self.window:
+                self._samples.pop(0)
+            t0, b0 = self._samples[0]
+            return (self.done - b0) / (now - t0) if now > t0 else 0.0
+
+    def eta(self, speed: float) -> float | None:
+        left = self.total - self.done
+        return left / speed if speed > 0 else None
+
+
+class PlainProgress:
+    """One line every ``interval`` seconds on ``stream`` (no ``\\r``, no ANSI): for cron mail and logs."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic, label: str = "") -> None:
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.clock = clock
+        self.label = label
+        self.meter = Meter(clock)
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        self.meter.start(total, done, parts)
+        self._next = self.clock() + self.interval
+        resumed = f", {format_size(done)} already uploaded" if done else ""
+        self._write(f"uploading {self.label + ': ' if self.label else ''}{parts} parts, "
+                    f"{format_size(total - done)} to send{resumed}")
+
+    def part_started(self, number: int, size: int) -> None:
+        with self.meter.lock:
+            self.meter.active[number] = [0, size]
+
+    def advance(self, n: int, number: int = 0) -> None:
+        self.meter.advance(n, number)
+        if self.clock() >= self._next:
+            self._tick()
+
+    def part_finished(self, number: int, ok: bool) -> None:
+        with self.meter.lock:
+            self.meter.active.pop(number, None)
+            if ok:
+                self.meter.parts_done += 1
+        if self.clock() >= self._next:
+            self._tick()
+
+    def _tick(self) -> None:
+        with self._lock:
+            now = self.clock()
+            if now < self._next:
+                return
+            self._next = now + self.interval
+        self._write(self.line())
+
+    def line(self) -> str:
+        m = self.meter
+        speed = m.speed()
+        eta = m.eta(speed)
+        pct = 100.0 * m.done / m.total if m.total else 100.0
+        return (f"{pct:5.1f}%  {format_size(m.done)} of {format_size(m.total)}  "
+                f"parts {m.parts_done}/{m.parts_total}  {format_size(speed)}/s  "
+                f"ETA {format_duration(eta) if eta is not None else '?'}")
+
+    def close(self) -> None:
+        m = self.meter
+        elapsed = self.clock() - m.started
+        sent = m.done - m.resumed
+        rate = sent / elapsed if elapsed > 0 else 0.0
+        self._write(f"sent {format_size(sent)} in {format_duration(elapsed)} ({format_size(rate)}/s), "
+                    f"parts {m.parts_done}/{m.parts_total}")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not break the upload
+
+
+class TqdmProgress:
+    """A tqdm bar (``tqdm.auto``: notebook widget or terminal), for library users who like tqdm."""
+
+    def __init__(self, stream: TextIO | None = None, **tqdm_kwargs: Any) -> None:
+        self.stream = stream
+        self.kwargs = tqdm_kwargs
+        self.bar: Any = None
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+                        file=self.stream, desc=f"{parts} parts", **self.kwargs)
+
+    def part_started(self, number: int, size: int) -> None:
+        pass
+
+    def advance(self, n: int, number: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def part_finished(self, number: int, ok: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,396 @@
+"""Upload policy: what to send, what to skip, when to complete (the user side of ``s3mpu put``).
+
+:mod:`s3mpu.transfer` moves bytes; this module decides. In order:
+1. the file must fit the manifest *before one byte is sent* (exit 65, both sizes named);
+2. one cheap presigned request (ListParts) gives the server's clock, proves the URLs still
+   work (an expired manifest fails here, exit 77, nothing sent) and tells which parts S3 has;
+3. the journal (or, when it is lost, the relay's status or that listing, checked against the
+   local MD5s) says which parts are already done;
+4. the rest goes through the transfer engine; each verified part is journalled (fsync);
+5. completion through the relay, then the composite ETag and the size are checked.
+Nothing here imports boto3: the user has no credentials and the put path must stay light.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from .errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
+                     TempFailError, UsageError)
+from .httpclient import HttpClient, ListedParts, list_parts
+from .journal import FileIdentity, Journal
+from .manifest import Manifest, Part
+from .progress import NullProgress, ProgressSink
+from .ratelimit import TokenBucket
+from .transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
+from .units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
+
+DEFAULT_JOBS = 8
+DEFAULT_RETRIES = 5
+SKEW_WARN_SECONDS = 120
+
+
+@dataclass
+class UploadResult:
+    """What ``put`` did; ``completed`` is False with ``--no-complete`` or a partial ``--parts`` run."""
+
+    key: str
+    bucket: str
+    size: int
+    etag: str | None
+    parts: int
+    seconds: float
+    bytes_sent: int
+    mib_per_s: float
+    completed: bool
+    parts_uploaded: int = 0
+    parts_skipped: int = 0
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "bucket": self.bucket, "size": self.size, "etag": self.etag, "parts": self.parts,
+                "seconds": round(self.seconds, 3), "bytes_sent": self.bytes_sent,
+                "mib_per_s": round(self.mib_per_s, 2), "completed": self.completed,
+                "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped}
+
+
+def composite_etag(md5_hexes: Sequence[str]) -> str:
+    """S3's multipart ETag: MD5 of the concatenated binary part MD5s, ``-N``."""
+    return hashlib.md5(b"".join(bytes.fromhex(h) for h in md5_hexes)).hexdigest() + f"-{len(md5_hexes)}"
+
+
+def _commands(manifest_path: str | None, file_path: str) -> tuple[str, str]:
+    mp = manifest_path or "MANIFEST"
+    return mp, f"s3mpu put {mp} {file_path}"
+
+
+def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
+    """The file's identity, after checking it fits the manifest (exit 66 / 65 before any byte moves)."""
+    try:
+        ident = FileIdentity.of(path)
+    except FileNotFoundError:
+        raise NoInputError(f"file not found: {path}", "Check the path of the file to upload.") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if Path(path).is_dir():
+        raise NoInputError(f"{path} is a directory, not a file", "Give the path of the one file to upload.")
+    if not os.access(path, os.R_OK):
+        raise NoInputError(f"cannot read {path}: permission denied")
+    if m.size_is_max:
+        if ident.size > m.size:
+            raise DataError(f"{path} is {ident.size} bytes ({format_size(ident.size)}), more than the manifest's "
+                            f"maximum of {m.size} bytes ({format_size(m.size)}); nothing was sent",
+                            "Ask the admin for a manifest with a larger --max-size.")
+    elif ident.size != m.size:
+        raise DataError(f"{path} is {ident.size} bytes but the manifest is for exactly {m.size} bytes; nothing was sent",
+                        "Upload the file the manifest was minted for, or ask the admin for one minted with "
+                        f"--size {ident.size}.")
+    return ident
+
+
+def file_parts(m: Manifest, size: int, subset: Sequence[int] | str | None) -> tuple[list[Part], list[Part]]:
+    """``(all parts the file fills, the ones this run is responsible for)``."""
+    every = m.parts_for_file(size)
+    if subset is None:
+        return every, every
+    numbers = parse_parts_spec(subset, len(every)) if isinstance(subset, str) else sorted(set(subset))
+    bad = [n for n in numbers if n < 1 or n > len(every)]
+    if bad:
+        raise UsageError(f"--parts names part {bad[0]}, but this file fills parts 1-{len(every)}")
+    wanted = set(numbers)
+    return every, [p for p in every if p.number in wanted]
+
+
+@dataclass
+class Preflight:
+    server_now: datetime | None
+    skew: float | None
+    listed: ListedParts | None
+
+
+def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_path: str,
+              attempts: int = 3, sleep: Callable[[float], Any] = time.sleep) -> Preflight:
+    """One cheap presigned request before any byte: server clock, URL validity, parts held."""
+    refresh_hint = _expired_hint(manifest_path, file_path)
+    last: Exception | None = None
+    for i in range(max(1, attempts)):
+        try:
+            if m.list_parts_url:
+                listed = list_parts(http, m.list_parts_url)
+                date = listed.date
+            else:
+                listed = None
+                date = http.request("HEAD", m.endpoint).date
+            local = datetime.now(timezone.utc)
+            skew = (local - date).total_seconds() if date else None
+            return Preflight(date, skew, listed)
+        except AccessDeniedError as exc:
+            if "expired" in exc.message:
+                raise AccessDeniedError(exc.message + "; nothing was sent", refresh_hint) from None
+            raise
+        except TempFailError as exc:
+            last = exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            last = TempFailError(f"cannot reach S3 at {m.endpoint} ({_reason(exc)})",
+                                 "Check the network (and any proxy), then re-run the same command.")
+        if i + 1 < attempts:
+            sleep(0.5 * 2**i)
+    assert last is not None
+    raise last
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason).split(": ", 1)[-1][:160]
+
+
+def _expired_hint(manifest_path: str | None, file_path: str) -> str:
+    mp, put = _commands(manifest_path, file_path)
+    return (f"Ask the admin to run: s3mpu mint --refresh {mp} -o NEW.json ; then resume with: "
+            f"{put.replace(mp, 'NEW.json', 1)}")
+
+
+def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[str, Any]], fd: int,
+                       journal: Journal, cancel: threading.Event | None = None) -> set[int]:
+    """Parts S3 holds whose size and ETag match the local MD5: journal them, return their numbers."""
+    by_number = {p.number: p for p in parts}
+    done: set[int] = set()
+    buf = bytearray(CHUNK)
+    for h in held:
+        p = by_number.get(int(h.get("number", 0)))
+        if p is None or int(h.get("size", -1)) != p.size:
+            continue
+        md5 = hash_range(fd, p.offset, p.size, buf, cancel)
+        if md5 == str(h.get("etag", "")).strip('"').lower():
+            journal.record(p.number, p.size, md5)
+            done.add(p.number)
+    return done
+
+
+def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], None]) -> list[dict[str, Any]] | None:
+    """Which parts S3 holds: the relay's status first, else the presigned listing."""
+    if relay is not None and m.relay and m.relay.token:
+        try:
+            st = relay.status(m.relay.token)
+            return list(st.get("parts") or [])
+        except S3mpuError as exc:
+            warn(f"relay status failed ({exc.message}); using the manifest's ListParts URL")
+    if pre.listed is not None:
+        if not pre.listed.complete:
+            warn("the server's part listing was cut short; parts beyond it will be sent again")
+        return pre.listed.parts
+    return None
+
+
+def make_relay(m: Manifest, relay: Any) -> Any:
+    """A RelayClient for ``relay`` (client object or URL) or the manifest's relay; None without one."""
+    if relay is not None and not isinstance(relay, str):
+        return relay
+    url = relay if isinstance(relay, str) else (m.relay.url if m.relay else None)
+    if not url:
+        return None
+    from .relay.client import RelayClient
+
+    return RelayClient(url)
+
+
+def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None = None, retries: int | None = None,
+           limit_rate: int | str | None = None, parts: Sequence[int] | str | None = None, complete: bool = True,
+           progress: ProgressSink | None = None, relay: Any = None, manifest_path: str | None = None,
+           warn: Callable[[str], None] | None = None, info: Callable[[str], None] | None = None,
+           connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
+           cancel: threading.Event | None = None, state_dir: Path | None = None) -> UploadResult:
+    """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to."""
+    m = manifest
+    warn = warn or (lambda _s: None)
+    info = info or (lambda _s: None)
+    jobs = max(1, int(jobs or DEFAULT_JOBS))
+    retry = retry or RetryPolicy(retries=DEFAULT_RETRIES if retries is None else max(0, int(retries)))
+    rate = parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate
+    progress = progress or NullProgress()
+    file_path = str(path)
+    mp, put_cmd = _commands(manifest_path, file_path)
+    started = time.monotonic()
+
+    ident = check_file(m, path)  # 66/65 before anything else, before any network
+    every, mine = file_parts(m, ident.size, parts)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise NoInputError(f"cannot open {path}: {exc.strerror or exc}") from None
+    http = HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout)
+    relay_client = make_relay(m, relay)
+    cancel = cancel or threading.Event()
+    try:
+        pre = preflight(m, http, manifest_path, file_path)
+        if pre.skew is not None and abs(pre.skew) > SKEW_WARN_SECONDS:
+            warn(f"the local clock is {format_duration(abs(pre.skew))} {'ahead of' if pre.skew > 0 else 'behind'} "
+                 "the server's; expiry checks use the server's clock")
+        server_now = pre.server_now or datetime.now(timezone.utc)
+        if server_now >= m.expires:
+            raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time {utc_iso(server_now)}); "
+                                    "nothing was sent", _expired_hint(manifest_path, file_path))
+
+        journal = Journal.open(m.upload_id, m.bucket, m.key, ident, state_dir)
+        if journal.stale:
+            warn(f"{file_path} changed since the last run (size or modification time); uploading every part again")
+        by_number = {p.number: p for p in every}
+        done = {n for n, r in journal.parts.items() if n in by_number and r.size == by_number[n].size}
+        if pre.listed is not None and pre.listed.complete and done:
+            on_server = {int(h["number"]) for h in pre.listed.parts}
+            lost = done - on_server
+            if lost:
+                warn(f"{len(lost)} journalled part(s) are not on the server any more; sending them again")
+                done -= lost
+        if not journal.existed or journal.stale:
+            held = server_parts(m, relay_client, pre, warn)
+            if held:
+                found = resume_from_server(m, mine, held, fd, journal, cancel)
+                if found:
+                    info(f"the server already holds {len(found)} matching part(s); skipping them")
+                done |= found
+        journal.start()
+
+        todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5) for p in mine], done)
+        total = sum(p.size for p in mine)
+        already = sum(p.size for p in mine if p.number in done)
+        left = total - already
+        if rate and left:
+            eta = left / rate
+            if server_now + timedelta(seconds=eta) > m.expires:
+                warn(f"at --limit-rate {format_size(rate)}/s the upload needs about {format_duration(eta)}, "
+                     f"but the URLs expire at {m.expires_at}; ask the admin for a refreshed manifest (s3mpu mint --refresh)")
+        limiter = TokenBucket(rate) if rate else None
+        transfer = Transfer(fd, http, jobs=jobs, retry=retry, limiter=limiter, progress=progress,
+                            on_done=lambda d: journal.record(d.number, d.size, d.md5), cancel=cancel)
+        clock_offset = (server_now - datetime.now(timezone.utc)).total_seconds()
+        warned = [False]
+        t0 = time.monotonic()
+
+        def tick() -> None:  # in the calling thread: warn once when the URLs will expire before the end
+            elapsed = time.monotonic() - t0
+            sent = transfer.bytes_sent
+            if warned[0] or elapsed < 5 or sent <= 0:
+                return
+            eta = (left - sent) / (sent / elapsed)
+            finish = datetime.now(timezone.utc) + timedelta(seconds=clock_offset + eta)
+            if finish > m.expires:
+                warned[0] = True
+                warn(f"at the current speed the upload ends in about {format_duration(eta)}, after the URLs expire "
+                     f"({m.expires_at}); ask the admin now for a refreshed manifest (s3mpu mint --refresh {mp})")
+
+        progress.start(total, already, len(todo))
+        try:
+            outcome = transfer.run(todo, tick=tick)
+        except KeyboardInterrupt:
+            journal.close()
+            n_done = len(done) + len(transfer.outcome.done)
+            raise InterruptedError_(f"interrupted: {n_done} of {len(mine)} parts are uploaded and recorded",
+                                    f"Re-run the same command to resume: {put_cmd}") from None
+        finally:
+            progress.close()
+        journal.close()
+        done |= {d.number for d in outcome.done}
+        if outcome.fatal is not None:
+            raise _explain(outcome.fatal, manifest_path, file_path)
+        if outcome.failed or len(done & {p.number for p in mine}) < len(mine):
+            missing = sorted({p.number for p in mine} - done)
+            first = next(iter(outcome.failed.values()), None)
+            why = f" (last error: {first.message})" if first else ""
+            if not outcome.done and first is not None and isinstance(first, TempFailError):
+                raise TempFailError(f"no part could be uploaded{why}", f"Retry later with the same command: {put_cmd}")
+            raise PartialError(f"{len(missing)} of {len(mine)} parts failed after retries{why}",
+                               f"Re-run the same command; it resumes: {put_cmd}", failed=missing)
+
+        elapsed = time.monotonic() - started
+        sent = outcome.bytes_sent
+        result = UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=None, parts=len(every),
+                              seconds=elapsed, bytes_sent=sent, mib_per_s=sent / MiB / max(elapsed, 1e-6),
+                              completed=False, parts_uploaded=len(outcome.done),
+                              parts_skipped=len(mine) - len(outcome.done))
+        all_numbers = {p.number for p in every}
+        recorded = set(journal.parts) & all_numbers
+        if not complete:
+            result.message = f"all {len(mine)} part(s) uploaded; complete with: s3mpu complete {mp}"
+            return result
+        if recorded != all_numbers:
+            result.message = (f"parts {_ranges(sorted(n for n in mine_numbers(mine)))} uploaded; once every machine "
+                              f"is done, run: s3mpu complete {mp}")
+            return result
+        if relay_client is None or not (m.relay and m.relay.token):
+            result.message = f"all parts uploaded; this manifest names no relay: the admin completes with: s3mpu complete {mp}"
+            warn(result.message)
+            return result
+        md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
+        reply = complete_via_relay(m, relay_client, md5s, ident.size, mp)
+        journal.remove()
+        result.etag = reply.get("etag")
+        result.completed = True
+        result.seconds = time.monotonic() - started
+        result.mib_per_s = sent / MiB / max(result.seconds, 1e-6)
+        return result
+    finally:
+        os.close(fd)
+        http.close()
+
+
+def mine_numbers(mine: Sequence[Part]) -> list[int]:
+    return [p.number for p in mine]
+
+
+def complete_via_relay(m: Manifest, relay_client: Any, md5s: Sequence[str] | None, size: int | None,
+                       manifest_path: str = "MANIFEST") -> dict[str, Any]:
+    """Ask the relay to complete, then check size and composite ETag against what we sent."""
+    assert m.relay and m.relay.token
+    parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
+    try:
+        reply = relay_client.complete(m.relay.token, parts=parts, size=size)
+    except TempFailError as exc:
+        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}",
+                            f"Nothing needs re-sending; run later: s3mpu complete {manifest_path}") from None
+    verify_completed(reply, md5s, size)
+    return reply
+
+
+def verify_completed(reply: dict[str, Any], md5s: Sequence[str] | None, size: int | None) -> None:
+    """The object must have our size and, where the server reports the ``-N`` form, our composite ETag."""
+    got_size = reply.get("size")
+    if size is not None and got_size is not None and int(got_size) != size:
+        raise DataError(f"the completed object has {got_size} bytes, the file has {size}",
+                        "Report this to the admin: the object does not match the file.")
+    etag = str(reply.get("etag") or "").strip('"').lower()
+    if md5s and "-" in etag:
+        want = composite_etag(md5s)
+        if etag != want:
+            raise DataError(f"the completed object's ETag {etag} is not the composite of the parts sent ({want})",
+                            "Report this to the admin: the object does not match the file.")
+
+
+def _explain(err: S3mpuError, manifest_path: str | None, file_path: str) -> S3mpuError:
+    """Add the exact next command to an error that stopped the transfer."""
+    if isinstance(err, AccessDeniedError) and "expired" in err.message:
+        return AccessDeniedError(err.message, _expired_hint(manifest_path, file_path))
+    return err
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    out: list[list[int]] = []
+    for n in sorted(numbers):
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
+
+
+__all__ = ["UploadResult", "upload", "check_file", "complete_via_relay", "verify_completed", "composite_etag",
+           "preflight", "resume_from_server", "PartDone"]
