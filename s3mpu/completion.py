@@ -29,12 +29,12 @@ def _code(exc: BaseException) -> str:
     return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
 
-def list_parts(client: Any, bucket: str, key: str, upload_id: str) -> list[dict[str, Any]]:
+def list_parts(client: Any, bucket: str, key: str, upload_id: str, *, page_size: int = 1000) -> list[dict[str, Any]]:
     """Every part S3 holds for the upload, as ``{"number", "size", "etag"}``, following pagination."""
     out: dict[int, dict[str, Any]] = {}
     marker = 0
-    for _ in range(100):  # 10,000 parts at 1,000 per page; more pages than that is a server bug
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "MaxParts": 1000}
+    for _ in range(10_001):  # a page holds at least one part; more pages than parts is a server bug
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "MaxParts": page_size}
         if marker:
             kwargs["PartNumberMarker"] = marker
         try:
