@@ -97,6 +97,8 @@ class Journal:
             if not self.path.exists() or self.stale:
                 self._rewrite()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
+            if _ends_torn(self.path):  # a crash cut the last line: start ours on a fresh one
+                os.write(self._fd, b"\n")
         return self._fd
 
     def _rewrite(self) -> None:
@@ -172,6 +174,18 @@ def read(path: Path) -> tuple[dict[str, Any] | None, dict[int, PartRecord]]:
             continue
         parts[rec.number] = rec
     return header, parts
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 def _fsync_dir(directory: Path) -> None:

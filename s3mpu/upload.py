@@ -177,7 +177,13 @@ def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[s
 
 
 def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], None]) -> list[dict[str, Any]] | None:
-    """Which parts S3 holds: the relay's status first, else the presigned listing."""
+    """Which parts S3 holds: the preflight's presigned listing when it is whole, else the relay's status.
+
+    The listing is already in hand (preflight fetched it straight from S3), so asking the relay
+    too would only add a round trip and a dependency on the relay being up.
+    """
+    if pre.listed is not None and pre.listed.complete:
+        return pre.listed.parts
     if relay is not None and m.relay and m.relay.token:
         try:
             st = relay.status(m.relay.token)

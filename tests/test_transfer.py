@@ -1,0 +1,213 @@
+"""Transfer engine: retry policy, error classification, cancellation, over a real local HTTP socket.
+
+The server here is a scripted ``http.server`` on 127.0.0.1 (a real socket, not a mock): each
+request to a part path takes the next scripted answer, then succeeds with the body's MD5.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3mpu.errors import AccessDeniedError, DataError, TempFailError
+from s3mpu.httpclient import HttpClient, parse_list_parts
+from s3mpu.transfer import PartTask, RetryPolicy, Transfer, hash_range
+
+EXPIRED_400 = (400, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+DENIED_403 = (403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>")
+SLOWDOWN = (503, b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>")
+
+
+class Scripted(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.script: dict[str, list[Any]] = {}
+        self.requests: list[tuple[str, int]] = []
+        self.bodies: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_PUT(self) -> None:  # noqa: N802
+        srv: Scripted = self.server  # type: ignore[assignment]
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        with srv.lock:
+            srv.requests.append((self.path, len(body)))
+            step = srv.script.get(self.path, [])
+            action = step.pop(0) if step else "ok"
+        if action == "ok" or action == "bad-etag":
+            srv.bodies[self.path] = body
+            etag = hashlib.md5(body).hexdigest() if action == "ok" else "0" * 32
+            self.send_response(200)
+            self.send_header("ETag", f'"{etag}"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, payload = action
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def server() -> Iterator[Scripted]:
+    s = Scripted()
+    t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    yield s
+    s.shutdown()
+    s.server_close()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[int, bytes]:
+    payload = random.Random(7).randbytes(3 * 1024 * 1024 + 123)
+    p = tmp_path / "f.bin"
+    p.write_bytes(payload)
+    fd = os.open(p, os.O_RDONLY)
+    yield fd, payload
+    os.close(fd)
+
+
+def _tasks(url: str, payload: bytes, part: int = 1024 * 1024) -> list[PartTask]:
+    out = []
+    for i, off in enumerate(range(0, len(payload), part)):
+        out.append(PartTask(i + 1, off, min(part, len(payload) - off), f"{url}/p{i + 1}"))
+    return out
+
+
+FAST = RetryPolicy(retries=3, base=0.01, cap=0.02, rng=random.Random(1))
+
+
+def test_retry_policy_backoff_is_exponential_with_bounded_jitter() -> None:
+    p = RetryPolicy(retries=5, base=0.5, cap=8, rng=random.Random(42))
+    for attempt, full in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]:
+        for _ in range(20):
+            d = p.delay(attempt)
+            assert full / 2 <= d <= full
+
+
+def test_all_parts_sent_and_recorded(server: Scripted, data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    recorded: list[int] = []
+    t = Transfer(fd, HttpClient(4), jobs=4, retry=FAST, on_done=lambda d: recorded.append(d.number))
+    out = t.run(_tasks(server.url, payload))
+    assert out.fatal is None and not out.failed
+    assert sorted(recorded) == [1, 2, 3, 4]
+    assert b"".join(server.bodies[f"/p{i}"] for i in range(1, 5)) == payload
+    assert out.bytes_sent == len(payload)
+    assert {d.md5 for d in out.done} == {hashlib.md5(server.bodies[f"/p{d.number}"]).hexdigest() for d in out.done}
+
+
+def test_5xx_and_slowdown_are_retried(server: Scripted, data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    server.script["/p2"] = [(500, b"oops"), SLOWDOWN]
+    server.script["/p3"] = [(429, b"")]
+    out = Transfer(fd, HttpClient(2), jobs=2, retry=FAST).run(_tasks(server.url, payload))
+    assert not out.failed and out.fatal is None
+    attempts = {d.number: d.attempts for d in out.done}
+    assert attempts == {1: 1, 2: 3, 3: 2, 4: 1}
+    assert out.bytes_sent == len(payload)  # failed attempts were rolled back
+
+
+@pytest.mark.parametrize("answer", [EXPIRED_400, DENIED_403])
+def test_expired_or_refused_is_fatal_and_never_retried(server: Scripted, data: tuple[int, bytes],
+                                                       answer: tuple[int, bytes]) -> None:
+    fd, payload = data
+    server.script["/p1"] = [answer] * 5
+    out = Transfer(fd, HttpClient(1), jobs=1, retry=FAST).run(_tasks(server.url, payload))
+    assert isinstance(out.fatal, AccessDeniedError)
+    assert ("expired" in out.fatal.message) == (answer is EXPIRED_400)
+    assert [p for p, _ in server.requests].count("/p1") == 1  # not retried
+    assert len(server.requests) == 1  # and every other worker stopped
+
+
+def test_wrong_etag_is_retried_then_reported(server: Scripted, data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    server.script["/p4"] = ["bad-etag"] * 10
+    out = Transfer(fd, HttpClient(2), jobs=2, retry=FAST).run(_tasks(server.url, payload))
+    assert list(out.failed) == [4] and isinstance(out.failed[4], DataError)
+    assert [p for p, _ in server.requests].count("/p4") == FAST.retries + 1
+    assert sorted(d.number for d in out.done) == [1, 2, 3]
+
+
+def test_connection_refused_exhausts_retries_then_stops_dispatching(data: tuple[int, bytes]) -> None:
+    import socket
+
+    fd, payload = data
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: connections are refused
+    t = Transfer(fd, HttpClient(1), jobs=1, retry=FAST, max_failures=2)
+    out = t.run(_tasks(f"http://127.0.0.1:{port}", payload))
+    assert sorted(out.failed) == [1, 2]  # then no more parts were tried
+    assert all(isinstance(e, TempFailError) for e in out.failed.values())
+    assert not out.done and out.bytes_sent == 0
+
+
+def test_content_bound_md5_mismatch_is_refused_before_sending(server: Scripted, data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    tasks = _tasks(server.url, payload)
+    tasks[0] = PartTask(1, 0, tasks[0].size, tasks[0].url, md5="0" * 32)
+    out = Transfer(fd, HttpClient(1), jobs=1, retry=FAST).run(tasks[:1])
+    assert isinstance(out.fatal, DataError) and "nothing sent" in out.fatal.message
+    assert server.requests == []
+
+
+def test_cancel_before_start_sends_nothing(server: Scripted, data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    cancel = threading.Event()
+    cancel.set()
+    out = Transfer(fd, HttpClient(2), jobs=2, retry=FAST, cancel=cancel).run(_tasks(server.url, payload))
+    assert out.cancelled and not out.done and server.requests == []
+
+
+def test_cancel_stops_a_rate_limited_transfer_mid_part(server: Scripted, data: tuple[int, bytes]) -> None:
+    from s3mpu.ratelimit import TokenBucket
+
+    fd, payload = data
+    cancel = threading.Event()
+    # 64 KiB/s: the first part alone would take 16 s; cancelling lands within one chunk wait
+    t = Transfer(fd, HttpClient(1), jobs=1, retry=FAST, cancel=cancel, limiter=TokenBucket(64 * 1024))
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    out = t.run(_tasks(server.url, payload))
+    assert out.cancelled and not out.done
+    assert out.bytes_sent == 0  # the unfinished attempt was rolled back
+
+
+def test_hash_range_matches_hashlib(data: tuple[int, bytes]) -> None:
+    fd, payload = data
+    buf = bytearray(4096)
+    assert hash_range(fd, 1000, 50_000, buf) == hashlib.md5(payload[1000:51_000]).hexdigest()
+    assert hash_range(fd, 0, 0, buf) == hashlib.md5(b"").hexdigest()
+
+
+def test_parse_list_parts_with_namespace_and_truncation() -> None:
+    xml = (b'<?xml version="1.0"?><ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+           b"<IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker>"
+           b'<Part><PartNumber>1</PartNumber><ETag>"AB"</ETag><Size>5</Size></Part>'
+           b"<Part><PartNumber>2</PartNumber><ETag>cd</ETag><Size>6</Size></Part></ListPartsResult>")
+    parts, truncated, marker = parse_list_parts(xml)
+    assert parts == [{"number": 1, "size": 5, "etag": "ab"}, {"number": 2, "size": 6, "etag": "cd"}]
+    assert truncated and marker == "2"
