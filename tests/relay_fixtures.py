@@ -7,6 +7,8 @@ server (each test using it runs against moto and rclone).
 """
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +19,8 @@ from s3mpu.relay.server import RelayHandle, start_relay
 from servers import S3Server
 
 RELAY_SECRET = "s3mpu-test-relay-secret-0123456789abcdef"
-__all__ = ["RELAY_SECRET", "relay_settings", "relay_for", "relay", "mint_for", "put_parts"]
+__all__ = ["RELAY_SECRET", "relay_settings", "relay_for", "relay", "mint_for", "put_parts", "relay_logs",
+           "no_secrets_in_logs"]
 
 
 def relay_settings(server: S3Server, secrets: tuple[str, ...] = (RELAY_SECRET,), **changes: Any) -> Settings:
@@ -84,3 +87,57 @@ def put_parts(manifest: Any, data: bytes, numbers: list[int] | None = None) -> l
         assert r.status == 200, (part.number, r.status, r.data[:300])
         out.append({"number": part.number, "etag": r.headers["ETag"].strip('"'), "size": len(body)})
     return out
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self, name: str | None = None) -> list[str]:
+        return [self.format(r) + (f" {r.exc_text or ''}" if r.exc_info or r.exc_text else "")
+                for r in self.records if name is None or r.name == name]
+
+
+_WATCHED = ("s3mpu", "waitress", "flask", "werkzeug.serving")
+SENSITIVE = [re.compile(r"v1\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"),  # a relay token
+             re.compile(r"(?:X-Amz-Signature|Signature|X-Amz-Credential|X-Amz-Security-Token)=(?!REDACTED)[^&\s\"]+",
+                        re.IGNORECASE)]
+
+
+@pytest.fixture
+def relay_logs() -> Iterator[_Collect]:
+    """Every record of s3mpu's and waitress's loggers (all threads) at DEBUG, while the test runs."""
+    handler = _Collect()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    saved = []
+    for name in _WATCHED:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level))
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(handler)
+    yield handler
+    for lg, level in saved:
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+@pytest.fixture
+def no_secrets_in_logs(relay_logs: _Collect) -> Iterator[_Collect]:
+    """Fails the test when a relay token, URL signature or known secret reached any s3mpu/waitress log."""
+    yield relay_logs
+    from servers import SECRET_KEY
+
+    secrets = [RELAY_SECRET, SECRET_KEY, *API_TOKENS]
+    for line in relay_logs.lines():
+        for pattern in SENSITIVE:
+            assert not pattern.search(line), f"sensitive value in a log line: {line[:300]}"
+        for secret in secrets:
+            assert secret not in line, f"a secret in a log line: {line[:300]}"
+
+
+#: API tokens used by tests (checked against the logs too).
+API_TOKENS = ["api-token-alice-0123456789", "api-token-bob-9876543210"]

@@ -52,13 +52,16 @@ def _make_config(settings: Settings | RelayConfig, app_options: dict[str, Any]) 
 
 
 def _create_server(config: RelayConfig, host: str, port: int, threads: int, **waitress_options: Any) -> Any:
+    """waitress's own body limit sits far above the app's, so an oversized body normally gets the
+    app's JSON 413 (waitress spools bodies over 512 KiB to a temporary file, not RAM); only a body
+    declared beyond 64 x the limit is cut off by waitress itself (plain-text 413)."""
     from waitress.server import create_server
 
     from .app import create_app
 
     app = create_app(config)
     return create_server(app, host=host, port=port, threads=threads, ident="s3mpu-relay",
-                         max_request_body_size=config.max_body + 1024, asyncore_loop_timeout=0.2,
+                         max_request_body_size=64 * config.max_body + (1 << 20), asyncore_loop_timeout=0.2,
                          clear_untrusted_proxy_headers=True, **waitress_options)
 
 
