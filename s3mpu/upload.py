@@ -97,6 +97,25 @@ def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
     return ident
 
 
+def check_content(fd: int, parts: Sequence[Part], file_path: str) -> None:
+    """Content-bound manifests (minted from a plan): every part's MD5 must match before the first byte is sent.
+
+    The transfer checks each part again just before sending it, but parts run in parallel: only a
+    check of every part first guarantees that a differing file sends nothing at all (exit 65).
+    """
+    buf = bytearray(CHUNK)
+    for p in parts:
+        try:
+            md5 = hash_range(fd, p.offset, p.size, buf)
+        except Exception as exc:  # LocalReadError: the file shrank or cannot be read
+            raise NoInputError(f"cannot read {file_path}: {exc}") from None
+        if p.md5 and md5 != p.md5.lower():
+            raise DataError(f"{file_path} differs from the file the manifest was planned for: part {p.number} "
+                            f"(bytes {p.offset}-{p.offset + p.size - 1}) has MD5 {md5}, the manifest expects {p.md5}; "
+                            "nothing was sent",
+                            "Upload the exact file that was planned (s3mpu plan), or ask the admin for a new manifest.")
+
+
 def file_parts(m: Manifest, size: int, subset: Sequence[int] | str | None) -> tuple[list[Part], list[Part]]:
     """``(all parts the file fills, the ones this run is responsible for)``."""
     every = m.parts_for_file(size)
@@ -237,6 +256,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
     relay_client = make_relay(m, relay)
     cancel = cancel or threading.Event()
     try:
+        check_content(fd, [p for p in mine if p.md5], file_path)  # content-bound: 65 before any network
         pre = preflight(m, http, manifest_path, file_path)
         if pre.skew is not None and abs(pre.skew) > SKEW_WARN_SECONDS:
             warn(f"the local clock is {format_duration(abs(pre.skew))} {'ahead of' if pre.skew > 0 else 'behind'} "

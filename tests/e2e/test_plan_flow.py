@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import urllib3
 from click.testing import CliRunner
 
@@ -96,3 +97,50 @@ def test_mint_plan_layout_mismatch_with_explicit_part_size(moto_server: Any, mak
     r = run(["mint", f"s3://{bucket}/k", "--plan", str(plan_file), "-o", str(tmp_path / "m.json")], moto_server.env())
     assert r.exit_code == 65 and "parts[0].md5" in r.output
     assert moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+# -- plan -> mint --plan -> put (the real uploader), with a relay -------------------------------------
+def mint_with_relay(server: Any, relay_url: str, plan_file: Path, tmp_path: Path, key: str) -> tuple[Path, str]:
+    from relay_fixtures import RELAY_SECRET
+
+    bucket = server.bucket()
+    out = tmp_path / f"{key}.manifest.json"
+    r = run(["mint", f"s3://{bucket}/{key}", "--plan", str(plan_file), "--relay", relay_url, "-o", str(out)],
+            {**server.env(), "S3MPU_RELAY_SECRET": RELAY_SECRET})
+    assert r.exit_code == 0, r.output
+    return out, bucket
+
+
+def test_plan_mint_put_identical(s3: Any, relay_for: Any, make_data: Any, tmp_path: Path) -> None:
+    path = make_data(11 * MiB + 3)
+    plan_file = tmp_path / "p.json"
+    assert run(["plan", str(path), "--part-size", "5M", "-o", str(plan_file)]).exit_code == 0
+    manifest, bucket = mint_with_relay(s3, relay_for(s3).url, plan_file, tmp_path, "put-identical.bin")
+    r = run(["put", str(manifest), str(path), "--json", "--progress", "none"])  # the user: no AWS variables
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["completed"] is True and result["size"] == path.stat().st_size
+    head = s3.client().head_object(Bucket=bucket, Key="put-identical.bin")
+    assert {k.lower(): v for k, v in head["Metadata"].items()}["s3mpu-sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert s3.client().get_object(Bucket=bucket, Key="put-identical.bin")["Body"].read() == path.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_put_of_a_file_differing_from_its_plan_sends_nothing(rclone_server: Any, relay_for: Any, make_data: Any,
+                                                             tmp_path: Path, where: str) -> None:
+    path = make_data(16 * MiB, "orig.bin")
+    plan_file = tmp_path / "p.json"
+    assert run(["plan", str(path), "--part-size", "5M", "-o", str(plan_file)]).exit_code == 0
+    manifest, bucket = mint_with_relay(rclone_server, relay_for(rclone_server).url, plan_file, tmp_path, f"d-{where}")
+    changed = tmp_path / "changed.bin"
+    data = bytearray(path.read_bytes())
+    data[0 if where == "first" else len(data) - 1] ^= 0xFF  # same size, one byte differs
+    changed.write_bytes(bytes(data))
+    r = run(["put", str(manifest), str(changed), "--progress", "none", "-j", "4"])
+    assert r.exit_code == 65, r.output
+    assert "MD5" in r.output or "plan" in r.output
+    m = load(manifest)
+    listed = rclone_server.client().list_parts(Bucket=bucket, Key=m.key, UploadId=m.upload_id)
+    assert listed.get("Parts", []) == []  # nothing sent, and the upload is still usable
+    ok = run(["put", str(manifest), str(path), "--progress", "none"])  # the right file still goes through
+    assert ok.exit_code == 0, ok.output
