@@ -26,6 +26,10 @@ DEFAULT_REFRESH_GRACE = 7 * 86400
 DEFAULT_MAX_REFRESH_EXPIRES = 7 * 86400
 
 
+class AuthError(AccessDeniedError):
+    """No valid credential at all (HTTP 401), as opposed to a valid one that is refused (403)."""
+
+
 @dataclass(frozen=True)
 class ApiToken:
     """One API token's policy: what its holder may mint."""
@@ -51,7 +55,7 @@ def token_sha256(token: str) -> bytes:
 def find_api_token(tokens: tuple[ApiToken, ...], presented: str | None) -> ApiToken:
     """The policy of the presented token; every entry is compared (constant time, no early exit)."""
     if not presented:
-        raise AccessDeniedError("an API token is required (Authorization: Bearer <token>)",
+        raise AuthError("an API token is required (Authorization: Bearer <token>)",
                                 "Ask the relay's admin for an API token.")
     digest = token_sha256(presented)
     found: ApiToken | None = None
@@ -59,7 +63,7 @@ def find_api_token(tokens: tuple[ApiToken, ...], presented: str | None) -> ApiTo
         if t.matches(digest) and found is None:
             found = t
     if found is None:
-        raise AccessDeniedError("the API token is not valid for this relay", "Ask the relay's admin for an API token.")
+        raise AuthError("the API token is not valid for this relay", "Ask the relay's admin for an API token.")
     return found
 
 

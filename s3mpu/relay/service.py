@@ -19,16 +19,12 @@ from ..completion import complete_upload, list_parts
 from ..errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
                       TempFailError, UsageError)
 from ..units import format_duration, parse_expires, utc_iso
-from .config import RelayConfig
+from .config import AuthError, RelayConfig
 
 log = logging.getLogger("s3mpu.relay")
 _TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _SIG_RE = re.compile(r"((?:X-Amz-Signature|Signature|X-Amz-Credential|AWSAccessKeyId|X-Amz-Security-Token)=)[^&\s\"']+",
                      re.IGNORECASE)
-
-
-class AuthError(AccessDeniedError):
-    """No valid credential at all (HTTP 401), as opposed to a valid one that is refused (403)."""
 
 
 class UpstreamError(TempFailError):
