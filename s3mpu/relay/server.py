@@ -108,10 +108,10 @@ def _url(host: str, port: int, scheme: str = "http") -> str:
 
 
 def start_relay(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
-                **app_options: Any) -> RelayHandle:
+                waitress_options: dict[str, Any] | None = None, **app_options: Any) -> RelayHandle:
     """An in-process relay on a real socket, served by waitress in a daemon thread."""
     config = _make_config(settings, app_options)
-    server = _create_server(config, host, port, threads)
+    server = _create_server(config, host, port, threads, **(waitress_options or {}))
     real_port = int(server.effective_port)
     stopping = threading.Event()
     thread = threading.Thread(target=_run, args=(server, stopping, 5.0), name=f"s3mpu-relay-{real_port}",
@@ -121,10 +121,14 @@ def start_relay(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", po
 
 
 def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
-          shutdown_timeout: float = 30.0, ready: Any = None, **app_options: Any) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT, then shut down gracefully."""
+          shutdown_timeout: float = 30.0, ready: Any = None, waitress_options: dict[str, Any] | None = None,
+          **app_options: Any) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT, then shut down gracefully.
+
+    ``ready(url)`` is called once the socket listens (the CLI prints the URL there).
+    """
     config = _make_config(settings, app_options)
-    server = _create_server(config, host, port, threads)
+    server = _create_server(config, host, port, threads, **(waitress_options or {}))
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

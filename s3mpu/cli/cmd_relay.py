@@ -1,0 +1,210 @@
+"""``s3mpu relay`` (run the relay service) and ``s3mpu request`` (online mint, then put)."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from . import AppContext, json_option
+from .params import DURATION, EXPIRES, S3OBJECT, SIZE
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)", param_hint="--listen")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+class _Stderr(logging.Handler):
+    """Log lines on stderr, looked up at emit time (so a replaced sys.stderr is honoured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("s3mpu", "waitress"):
+        lg = logging.getLogger(name)
+        lg.handlers = [h for h in lg.handlers if not isinstance(h, _Stderr)] + [handler]
+        lg.setLevel(logging.WARNING if quiet else logging.INFO)
+        lg.propagate = False
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on (0.0.0.0:8080 for all interfaces; put TLS in front, see docs/relay.md).")
+@click.option("--secret-file", metavar="FILE",
+              help="Relay secrets, one per line: the first signs, all verify (rotation). Also S3MPU_RELAY_SECRET.")
+@click.option("--tokens", "tokens_file", metavar="FILE", help="API tokens for POST /v1/mint (JSON, see docs/relay.md).")
+@click.option("--seed-api", "seed_bucket", metavar="BUCKET", help="Serve the seed article's /presign and /complete on BUCKET.")
+@click.option("--public-url", metavar="URL", help="The relay's URL as users reach it (written into minted manifests).")
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Worker threads.")
+@click.option("--max-body", type=SIZE, default="2M", show_default=True, help="Largest request body accepted (413 beyond).")
+@click.option("--token-grace", type=DURATION, default="1d", show_default=True,
+              help="How long after its URLs expire a manifest token may still complete, status or abort.")
+@click.option("--refresh-grace", type=DURATION, default="7d", show_default=True,
+              help="How long after expiry a manifest token may still ask /v1/refresh for new URLs.")
+@click.option("--max-refresh-expires", type=DURATION, default="7d", show_default=True,
+              help="Longest expiry /v1/refresh grants.")
+@click.option("--trusted-proxy", metavar="IP", help="Reverse proxy whose X-Forwarded-* headers are believed (e.g. 127.0.0.1).")
+@click.option("--no-object-size-header", is_flag=True, help="Do not send x-amz-mp-object-size at complete.")
+@click.pass_obj
+def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: str | None, seed_bucket: str | None,
+          public_url: str | None, threads: int, max_body: int, token_grace: int, refresh_grace: int,
+          max_refresh_expires: int, trusted_proxy: str | None, no_object_size_header: bool) -> None:
+    """Run the relay: completes uploads for holders of a manifest, without seeing their bytes.
+
+    It holds the S3 credentials (same config as the admin side) and the relay secret. It is
+    stateless: run as many as you like behind a load balancer. One JSON access-log line per
+    request goes to stderr; SIGTERM/SIGINT stop it gracefully. Production setup (systemd,
+    gunicorn, nginx with TLS, secret rotation): docs/relay.md.
+
+    \b
+    Examples:
+      S3MPU_RELAY_SECRET=... s3mpu relay --listen 127.0.0.1:8080
+      s3mpu -c /etc/s3mpu/s3cfg relay --secret-file /etc/s3mpu/secret --tokens /etc/s3mpu/tokens.json
+      s3mpu relay --listen 0.0.0.0:8080 --seed-api uploads --trusted-proxy 127.0.0.1
+    """
+    from dataclasses import replace
+
+    from ..config import read_secret_file, require_credentials
+    from ..errors import ConfigError
+    from ..relay.config import RelayConfig, load_api_tokens
+    from ..relay.server import serve
+
+    host, port = _listen(listen)
+    settings = app.settings
+    if secret_file:
+        secrets = read_secret_file(secret_file)
+        if not secrets:
+            raise ConfigError(f"relay secret file {secret_file} holds no secret", "Put one secret per line in it.")
+        settings = replace(settings, relay_secrets=tuple(dict.fromkeys([*secrets, *settings.relay_secrets])))
+    if not settings.relay_secrets:
+        raise ConfigError("the relay needs a secret to check manifest tokens",
+                          "Set S3MPU_RELAY_SECRET, relay_secret_file in the [s3mpu] config section, or --secret-file.")
+    api_tokens = load_api_tokens(tokens_file) if tokens_file else ()
+    client = app.s3_client()
+    require_credentials(client)
+    config = RelayConfig(settings=settings, token_grace=token_grace, refresh_grace=refresh_grace,
+                         max_refresh_expires=max_refresh_expires, max_body=max_body, api_tokens=api_tokens,
+                         seed_bucket=seed_bucket, public_url=public_url.rstrip("/") if public_url else None,
+                         object_size_header=not no_object_size_header, s3_client_factory=lambda: client)
+    _setup_logging(app.out.quiet)
+    waitress_options: dict[str, Any] = {}
+    if trusted_proxy:
+        waitress_options.update(trusted_proxy=trusted_proxy, trusted_proxy_count=1,
+                                trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
+    features = [f"{len(api_tokens)} API token(s)" if api_tokens else "", f"seed API on {seed_bucket}" if seed_bucket else ""]
+    extra = ", ".join(f for f in features if f)
+
+    def ready(url: str) -> None:
+        app.out.info(f"relay listening on {url} for S3 at {client.meta.endpoint_url}"
+                     f"{' (' + extra + ')' if extra else ''}; Ctrl-C or SIGTERM to stop")
+
+    try:
+        serve(config, host=host, port=port, threads=threads, ready=ready, waitress_options=waitress_options)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}",
+                          "Pick another --listen address or stop what is using it.") from None
+
+
+@click.command()
+@click.argument("target", type=S3OBJECT)
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--relay", "relay_url", metavar="URL", help="The relay to ask (default: S3MPU_RELAY_URL or the config).")
+@click.option("--token", envvar="S3MPU_API_TOKEN", metavar="TOKEN",
+              help="API token from the relay's admin (better: the S3MPU_API_TOKEN variable, not visible in ps).")
+@click.option("--part-size", type=SIZE, help="Part size (default: the relay's automatic choice).")
+@click.option("--expires", type=EXPIRES, help="How long the URLs stay valid (capped by the token's policy).")
+@click.option("--mime-type", "content_type", metavar="TYPE", help="Content-Type (default: guessed from the file name).")
+@click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
+@click.option("--save-manifest", metavar="FILE", help="Where to keep the manifest (mode 0600) for resuming with s3mpu put.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
+@click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True, help="Attempts per part after the first.")
+@click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "rich", "plain", "tqdm", "none"]),
+              default="auto", show_default=True, help="Progress display.")
+@json_option
+@click.pass_obj
+def request(app: AppContext, target: Any, file: str, relay_url: str | None, token: str | None, part_size: int | None,
+            expires: Any, content_type: str | None, meta: tuple[str, ...], save_manifest: str | None,
+            jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str) -> None:
+    """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
+
+    The seed article's online flow, with an API token instead of S3 credentials. The
+    manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
+    interrupted upload resumes with the s3mpu put command printed on failure.
+
+    \b
+    Examples:
+      S3MPU_API_TOKEN=... s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example
+      s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example --token T --expires 12h
+    """
+    import mimetypes
+    import os
+    from datetime import timezone
+
+    from .. import manifest as manifests
+    from ..errors import AccessDeniedError, NoInputError, S3mpuError, UsageError
+    from ..relay.client import RelayClient
+    from ..upload import upload
+    from .cmd_mint import _kv
+    from .progress_rich import make_progress
+
+    url = relay_url or app.settings.relay_url
+    if not url:
+        raise UsageError("request needs the relay's URL", "Pass --relay URL or set S3MPU_RELAY_URL.")
+    if not token:
+        raise AccessDeniedError("request needs an API token from the relay's admin",
+                                "Pass --token or set S3MPU_API_TOKEN.")
+    try:
+        size = os.stat(file).st_size
+    except OSError as exc:
+        raise NoInputError(f"cannot read {file}: {exc.strerror or exc}") from None
+    body: dict[str, Any] = {"bucket": target.bucket, "key": target.key, "size": size}
+    if part_size:
+        body["part_size"] = part_size
+    if expires is not None:
+        body["expires"] = expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ctype = content_type or mimetypes.guess_type(file)[0]
+    if ctype:
+        body["content_type"] = ctype
+    if meta:
+        body["metadata"] = _kv(meta, "--meta")
+    doc = RelayClient(url).mint(token, body)
+    m = manifests.Manifest.from_dict(doc)
+    saved = save_manifest or str(_state_path(m.upload_id))
+    manifests.dump(m, saved)
+    app.out.info(f"minted {m.uri}: {len(m.parts)} parts, expires {m.expires_at}; manifest kept in {saved}")
+    sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
+    try:
+        result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
+                        manifest_path=saved, warn=app.out.warn, info=app.out.info)
+    except S3mpuError as exc:
+        if not exc.hint:
+            exc.hint = f"Resume with: s3mpu put {saved} {file}"
+        raise
+    from ..units import format_size
+
+    human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
+             f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
+    app.out.result({**result.to_dict(), "manifest": saved, "upload_id": m.upload_id}, human)
+
+
+def _state_path(upload_id: str) -> Any:
+    import hashlib
+
+    from ..journal import state_dir
+
+    d = state_dir() / "requests"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return d / f"{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}.json"
