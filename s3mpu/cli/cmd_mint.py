@@ -56,6 +56,7 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     from .. import manifest as manifests
     from ..mint import MintRequest, mint as do_mint, refresh
 
+    _check_output(output)
     settings = app.settings
     client = app.s3_client()
     if refresh_file:
@@ -88,9 +89,27 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     except OSError as exc:
         from ..admin import abort_upload
 
+        from ..errors import NoInputError
+
         abort_upload(client, m.bucket, m.key, m.upload_id)
-        raise click.FileError(output, str(exc.strerror or exc)) from None
+        raise NoInputError(f"cannot write the manifest to {output}: {exc.strerror or exc}; the upload was aborted",
+                           "Check that the directory exists and is writable, then mint again.") from None
     _report(app, m, output)
+
+
+def _check_output(output: str) -> None:
+    """Refuse an unwritable -o before an upload is created, rather than creating and aborting it."""
+    import os
+    from pathlib import Path
+
+    from ..errors import NoInputError
+
+    if output == "-":
+        return
+    parent = Path(output).expanduser().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise NoInputError(f"cannot write the manifest to {output}: {parent} is not a writable directory",
+                           "Create the directory or choose another -o path; nothing was created on S3.")
 
 
 def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> None:

@@ -1,0 +1,179 @@
+"""The Python API's convenience functions: the CLI's main verbs, with Python-friendly arguments.
+
+Why a separate layer: the library modules take exact types (a botocore client, a MintRequest,
+a ProgressSink); here the same calls accept what a script or notebook has at hand: an
+``s3://`` string, ``"10G"``, ``"12h"``, a path or a Manifest, ``progress=True``. Nothing here
+prints unless asked to; errors are the same :class:`s3mpu.errors.S3mpuError` subclasses the
+CLI maps to exit codes.
+
+    >>> import s3mpu
+    >>> m = s3mpu.mint("s3://media/raw.mov", size="10G", expires="3d", output="raw.json")  # admin
+    >>> s3mpu.upload("raw.json", "raw.mov")                                                 # user
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from .config import Settings, load_settings, s3_client
+from .errors import UsageError
+from .manifest import Manifest, dump, load
+from .plan import Plan, load_plan, make_plan
+from .s3uri import S3Uri
+from .units import parse_expires, parse_size
+
+ProgressArg = bool | Callable[[int, int], Any] | Any | None
+
+
+def _target(target: str, key: str | None) -> tuple[str, str]:
+    if target.startswith("s3://"):
+        if key is not None:
+            raise UsageError("give either s3://BUCKET/KEY or bucket and key, not both")
+        uri = S3Uri.parse(target, need_key=True)
+        return uri.bucket, uri.key
+    if not key:
+        raise UsageError(f"no object key for bucket {target!r}", "Call mint('s3://BUCKET/KEY', ...) or mint(bucket, key, ...).")
+    return target, key
+
+
+def _size(v: int | str | None) -> int | None:
+    return None if v is None else parse_size(v)
+
+
+def mint(target: str, key: str | None = None, *, size: int | str | None = None, max_size: int | str | None = None,
+         plan: Plan | str | os.PathLike[str] | None = None, part_size: int | str | None = None,
+         expires: datetime | str | int | None = None, content_type: str | None = None,
+         metadata: Mapping[str, str] | None = None, acl: str | None = None, relay_url: str | None = None,
+         relay_secret: str | None = None, settings: Settings | None = None, client: Any = None,
+         output: str | os.PathLike[str] | None = None) -> Manifest:
+    """Create the multipart upload and return its manifest (written 0600 to ``output`` when given).
+
+    ``settings`` defaults to the same layers the CLI reads (``AWS_*`` variables, ``~/.s3cfg``,
+    boto3's chain); pass ``client`` to use a boto3 S3 client you built yourself. Exactly one of
+    ``size``, ``max_size`` and ``plan`` (a :class:`Plan` or its path) gives the size.
+    """
+    from .mint import MintRequest
+    from .mint import mint as do_mint
+
+    bucket, key = _target(target, key)
+    settings = settings or load_settings()
+    client = client or s3_client(settings)
+    md5s = sha256 = None
+    if plan is not None:
+        if size is not None or max_size is not None:
+            raise UsageError("plan already gives the size; drop size/max_size")
+        p = plan if isinstance(plan, Plan) else load_plan(plan)
+        size, part_size, md5s, sha256 = p.size, p.part_size, p.md5s, p.sha256
+    req = MintRequest(bucket=bucket, key=key, size=_size(size), max_size=_size(max_size),
+                      part_size=_size(part_size) or settings.part_size,
+                      expires=parse_expires(expires) if isinstance(expires, str | int) else expires,
+                      content_type=content_type, metadata=dict(metadata or {}), acl=acl,
+                      relay_url=relay_url or settings.relay_url, md5s=md5s, sha256=sha256)
+    signature_version = _presign_version(client, bucket, key)
+    if signature_version != settings.signature_version and settings.signature_version == "s3v4":
+        # boto3 presigns with SigV2 unless the client was built asking for SigV4 (and says "s3v4" anyway)
+        raise UsageError("this S3 client presigns with SigV2, which strict servers refuse",
+                         "Build it with botocore.config.Config(signature_version='s3v4'), or pass settings instead.")
+    m = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
+                relay_secret=relay_secret or settings.relay_secret, signature_version=signature_version)
+    if output is not None:
+        try:
+            dump(m, output)
+        except OSError:
+            from .admin import abort_upload
+
+            abort_upload(client, m.bucket, m.key, m.upload_id)
+            raise
+    return m
+
+
+def _presign_version(client: Any, bucket: str, key: str) -> str:
+    """What the client really presigns with: ``client.meta.config`` says "s3v4" even when it uses SigV2."""
+    url = client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
+    return "s3v4" if "X-Amz-Signature=" in url else "s3"
+
+
+class CallbackProgress:
+    """Adapts ``callback(done_bytes, total_bytes)`` to the upload engine's progress protocol.
+
+    Called from worker threads (make it thread-safe and quick); ``done`` counts bytes already
+    on the server from a previous run, and may step back when a failed attempt is retried.
+    """
+
+    def __init__(self, callback: Callable[[int, int], Any]) -> None:
+        import threading
+
+        self.callback = callback
+        self.total = 0
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def start(self, total: int, done: int, parts: int) -> None:
+        with self._lock:
+            self.total, self.done = total, done
+        self.callback(done, total)
+
+    def part_started(self, number: int, size: int) -> None:
+        pass
+
+    def advance(self, n: int, number: int = 0) -> None:
+        with self._lock:
+            self.done += n
+            done, total = self.done, self.total
+        self.callback(done, total)
+
+    def part_finished(self, number: int, ok: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(progress: ProgressArg) -> Any:
+    from .progress import NullProgress, TqdmProgress
+
+    if progress is True:
+        return TqdmProgress()
+    if progress is None or progress is False:
+        return NullProgress()
+    if hasattr(progress, "advance") and hasattr(progress, "start"):
+        return progress  # a ProgressSink
+    if callable(progress):
+        return CallbackProgress(progress)
+    raise UsageError(f"progress must be True, False, a callback(done, total) or a ProgressSink, not {progress!r}")
+
+
+def upload(manifest: Manifest | str | os.PathLike[str], path: str | os.PathLike[str], *,
+           progress: ProgressArg = True, **options: Any) -> Any:
+    """Upload ``path`` through ``manifest`` (a :class:`Manifest` or its file) and complete it.
+
+    ``progress=True`` shows a tqdm bar (``tqdm.auto``: a widget in notebooks), ``False`` nothing,
+    a callable is called as ``callback(done_bytes, total_bytes)``. Other keyword arguments go
+    to :func:`s3mpu.upload.upload` (``jobs``, ``retries``, ``limit_rate``, ``parts``,
+    ``complete``, ``relay``...). Returns an :class:`s3mpu.upload.UploadResult`; re-running after
+    a failure resumes.
+    """
+    from .upload import upload as do_upload
+
+    manifest_path = None
+    if not isinstance(manifest, Manifest):
+        manifest_path = str(manifest)
+        manifest = load(manifest)
+    options.setdefault("manifest_path", manifest_path)
+    return do_upload(manifest, path, progress=_progress(progress), **options)
+
+
+def plan(path: str | os.PathLike[str], part_size: int | str | None = None, *,
+         output: str | os.PathLike[str] | None = None) -> Plan:
+    """Hash a file into a :class:`Plan` (per-part MD5, file SHA-256); written to ``output`` when given."""
+    from .plan import dump_plan
+
+    p = make_plan(path, _size(part_size))
+    if output is not None:
+        dump_plan(p, output)
+    return p
+
+
+__all__ = ["mint", "upload", "plan", "CallbackProgress"]
