@@ -218,3 +218,40 @@ def test_api_tokens_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="exactly one"):
         load_api_tokens(f)
     assert RelayConfig().api_tokens == ()
+
+
+def test_wsgi_app_from_environment(moto_server, monkeypatch, tmp_path) -> None:
+    import importlib
+
+    for k, v in moto_server.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("S3MPU_RELAY_SECRET", RELAY_SECRET)
+    monkeypatch.setenv("S3MPU_RELAY_MAX_BODY", "1K")
+    wsgi = importlib.import_module("s3mpu.relay.wsgi")
+    monkeypatch.delitem(wsgi.__dict__, "app", raising=False)
+    app = wsgi.app  # what "gunicorn s3mpu.relay.wsgi:app" loads
+    c = app.test_client()
+    assert c.get("/healthz").get_json() == {"status": "ok"}
+    m = mint_for(moto_server, moto_server.bucket(), "w", "http://relay", size=10)
+    assert c.post("/v1/status", json={"token": m.relay.token}).get_json()["upload_exists"] is True
+    assert c.post("/v1/status", data="x" * 2000, content_type="application/json").status_code == 413
+    monkeypatch.delenv("S3MPU_RELAY_SECRET")
+    from s3mpu.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="secret"):
+        wsgi.make_app()
+
+
+def test_log_check_catches_tokens_and_signatures() -> None:
+    """The no-secrets check itself: it must see what it is meant to catch."""
+    from relay_fixtures import SENSITIVE
+
+    token = tokens.sign(tokens.Identity("e", "b", "k", "u", 1, False, 1, 1, 1), "k")
+    assert any(p.search(f"token {token}") for p in SENSITIVE)
+    assert any(p.search("GET /b/k?X-Amz-Signature=abcdef0123&x=1") for p in SENSITIVE)
+    assert any(p.search("?AWSAccessKeyId=AKIA&Signature=abc%2Bdef") for p in SENSITIVE)
+    assert not any(p.search("?X-Amz-Signature=REDACTED and v1.REDACTED") for p in SENSITIVE)
+    from s3mpu.relay.service import scrub
+
+    assert scrub(f"u?X-Amz-Signature=abc&X-Amz-Credential=AK/x {token} s3kr3t", ("s3kr3t",)) == \
+        "u?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED v1.REDACTED REDACTED"
