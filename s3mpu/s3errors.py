@@ -31,7 +31,10 @@ def xml_error(body: bytes) -> tuple[str, str]:
 
 def is_expired(code: str, message: str) -> bool:
     text = f"{code} {message}".lower()
-    return "expired" in text or code == "RequestExpired"
+    # rclone words an expired presigned URL as AccessDenied "The difference between the request
+    # time and the current time exceeds the maximum allowed" (no "expired" in it).
+    return ("expired" in text or code == "RequestExpired"
+            or (code == "AccessDenied" and "request time" in text and "current time" in text))
 
 
 def retryable(status: int, code: str = "") -> bool:
