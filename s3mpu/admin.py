@@ -77,6 +77,26 @@ def _age(initiated: Any, now: datetime) -> tuple[str | None, int | None]:
     return utc_iso(initiated), int((now - initiated).total_seconds())
 
 
+def list_parts(client: Any, bucket: str, key: str, upload_id: str) -> list[dict[str, Any]]:
+    """Every part S3 holds for one upload: ``number, size, etag, last_modified`` (pagination followed)."""
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+    try:
+        while True:
+            resp = client.list_parts(**kwargs)
+            for p in resp.get("Parts", []) or []:
+                modified = p.get("LastModified")
+                out.append({"number": int(p["PartNumber"]), "size": int(p.get("Size", 0)),
+                            "etag": str(p.get("ETag", "")).strip('"'),
+                            "last_modified": utc_iso(modified) if isinstance(modified, datetime) else None})
+            marker = resp.get("NextPartNumberMarker")
+            if not resp.get("IsTruncated") or not marker:
+                return out
+            kwargs["PartNumberMarker"] = marker
+    except Exception as exc:
+        raise classify_boto(exc, f"listing the parts of upload {upload_id} of s3://{bucket}/{key}") from None
+
+
 def parts_summary(client: Any, bucket: str, key: str, upload_id: str) -> tuple[int, int]:
     """(parts uploaded so far, their total bytes), following ListParts pagination."""
     count = total = 0
@@ -159,4 +179,4 @@ def cleanup(client: Any, bucket: str, prefix: str = "", *, older_than: int = DEF
     return result
 
 
-__all__ = ["UploadInfo", "CleanupResult", "abort_upload", "list_uploads", "parts_summary", "cleanup"]
+__all__ = ["UploadInfo", "CleanupResult", "abort_upload", "list_uploads", "list_parts", "parts_summary", "cleanup"]

@@ -148,3 +148,19 @@ def test_abort_upload_library_missing_ok(moto_server: Any) -> None:
     uid = c.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
     assert abort_upload(c, bucket, "k", uid) is True
     assert abort_upload(c, bucket, "k", uid) is False
+
+
+def test_listmp_with_upload_id_lists_parts(s3: Any) -> None:
+    """s3cmd's `listmp s3://BUCKET/KEY ID` form: the parts of one upload."""
+    bucket = s3.bucket()
+    ids = _uploads(s3, bucket)
+    r = run(["listmp", f"s3://{bucket}/a/one", ids["a/one"], "--json"], s3.env())
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [(p["number"], p["size"]) for p in data["parts"]] == [(1, 5 * 1024 * 1024), (2, 1000)]
+    assert data["size"] == 5 * 1024 * 1024 + 1000 and len(data["parts"][0]["etag"]) == 32
+    human = run(["listmp", f"s3://{bucket}/a/one", ids["a/one"]], s3.env())
+    assert human.exit_code == 0 and "2 parts" in human.stdout
+    gone = run(["listmp", f"s3://{bucket}/a/one", "no-such-upload-id"], s3.env())
+    assert gone.exit_code == 66, gone.output
+    assert run(["listmp", f"s3://{bucket}", ids["a/one"]], s3.env()).exit_code == 64

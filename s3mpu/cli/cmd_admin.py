@@ -25,11 +25,13 @@ def _age(seconds: int | None) -> str:
 
 @click.command()
 @click.argument("target", type=S3URI, metavar="s3://BUCKET[/PREFIX]")
+@click.argument("upload_id", required=False)
 @json_option
 @click.pass_obj
-def listmp(app: AppContext, target: Any) -> None:
+def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
     """List in-progress multipart uploads: id, key, age, parts and bytes so far.
 
+    With an UPLOAD_ID (s3cmd's form: listmp s3://BUCKET/KEY ID), list that upload's parts.
     Incomplete uploads cost storage and do not show in a bucket listing. Abort one
     with 'abortmp', or all stale ones with 'cleanup'.
 
@@ -37,9 +39,25 @@ def listmp(app: AppContext, target: Any) -> None:
     Examples:
       s3mpu listmp s3://media
       s3mpu listmp s3://media/videos/ --json | jq -r '.uploads[].upload_id'
+      s3mpu listmp s3://media/videos/raw.mov 2~AbCdEf...      # the parts of one upload
     """
-    from ..admin import list_uploads
     from ..units import format_size
+
+    if upload_id:
+        from ..admin import list_parts
+
+        if not target.key:
+            raise click.UsageError("listmp with an UPLOAD_ID needs s3://BUCKET/KEY")
+        parts = list_parts(_client(app), target.bucket, target.key, upload_id)
+        data = {"bucket": target.bucket, "key": target.key, "upload_id": upload_id, "parts": parts,
+                "size": sum(p["size"] for p in parts)}
+        rows = [f"{'part':>5}  {'last modified':20}  {'size':>10}  etag"]
+        rows += [f"{p['number']:>5}  {p['last_modified'] or '?':20}  {format_size(p['size']):>10}  {p['etag']}"
+                 for p in parts]
+        rows.append(f"{len(parts)} parts, {format_size(data['size'])} in upload {upload_id} of {target}")
+        app.out.result(data, "\n".join(rows))
+        return
+    from ..admin import list_uploads
 
     uploads = list_uploads(_client(app), target.bucket, target.key)
     data = {"bucket": target.bucket, "prefix": target.key, "uploads": [u.to_dict() for u in uploads]}
