@@ -149,3 +149,30 @@ def test_no_color_on_a_terminal(moto_server: Any, minted: tuple[Path, str]) -> N
         text = b"".join(chunks).decode("utf-8", "replace")
         assert text.strip(), args
         assert COLOR_SGR.search(text) is None, (args, text[:300])
+
+
+def test_put_without_tty_prints_plain_lines(moto_server: Any, relay_for: Any, make_data: Any, tmp_path: Path) -> None:
+    from relay_fixtures import RELAY_SECRET
+
+    bucket = moto_server.bucket()
+    data = make_data(11 * 1024 * 1024)
+    out = tmp_path / "put.json"
+    r = s3mpu(["mint", f"s3://{bucket}/put.bin", "--size", str(data.stat().st_size), "--part-size", "5M",
+               "--relay", relay_for(moto_server).url, "-o", str(out)], env_for(moto_server, S3MPU_RELAY_SECRET=RELAY_SECRET))
+    assert r.returncode == 0, r.stderr
+    user = env_for()  # no credentials
+    r = s3mpu(["put", str(out), str(data)], user)
+    assert r.returncode == 0, r.stderr
+    assert_clean(r, "put")
+    assert "uploading" in r.stderr and "uploaded" in r.stdout  # plain progress lines, then the result
+    out2 = tmp_path / "put2.json"
+    r = s3mpu(["mint", f"s3://{bucket}/put2.bin", "--size", str(data.stat().st_size), "--part-size", "5M",
+               "--relay", relay_for(moto_server).url, "-o", str(out2)], env_for(moto_server, S3MPU_RELAY_SECRET=RELAY_SECRET))
+    assert r.returncode == 0, r.stderr
+    js = s3mpu(["put", str(out2), str(data), "--json"], user)
+    assert js.returncode == 0, js.stderr
+    assert_clean(js, "put --json")
+    assert js.stderr == ""
+    result = json.loads(js.stdout)
+    assert result["size"] == data.stat().st_size and result["completed"] is True
+    assert {"key", "etag", "parts", "seconds", "mib_per_s"} <= set(result)
