@@ -7,6 +7,7 @@ HTTP S3 endpoint, a real relay over HTTP, presigned URLs, the user side holding 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import tempfile
@@ -75,6 +76,8 @@ def run_demo(size: int = 64 * MiB, part_size: int | None = None, jobs: int | Non
     from .relay.server import start_relay
     from .upload import upload
 
+    # moto's werkzeug logs every request line, presigned signatures included: keep it quiet.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     s3server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     s3server.start()
