@@ -32,9 +32,9 @@ def xml_error(body: bytes) -> tuple[str, str]:
 def is_expired(code: str, message: str) -> bool:
     text = f"{code} {message}".lower()
     # rclone words an expired presigned URL as AccessDenied "The difference between the request
-    # time and the current time exceeds the maximum allowed" (no "expired" in it).
+    # tim... time exceeds the maximum allowed." (sic, shortened; no "expired" in it).
     return ("expired" in text or code == "RequestExpired"
-            or (code == "AccessDenied" and "request time" in text and "current time" in text))
+            or (code == "AccessDenied" and "difference between the request" in text))
 
 
 def retryable(status: int, code: str = "") -> bool:

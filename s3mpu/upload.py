@@ -153,7 +153,7 @@ def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_pat
             skew = (local - date).total_seconds() if date else None
             return Preflight(date, skew, listed)
         except AccessDeniedError as exc:
-            if "expired" in exc.message:
+            if "expired" in exc.message or datetime.now(timezone.utc) >= m.expires:
                 raise AccessDeniedError(exc.message + "; nothing was sent", refresh_hint) from None
             raise
         except TempFailError as exc:
@@ -216,7 +216,7 @@ def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], 
     return None
 
 
-def make_relay(m: Manifest, relay: Any) -> Any:
+def make_relay(m: Manifest, relay: Any, retries: int = 3) -> Any:
     """A RelayClient for ``relay`` (client object or URL) or the manifest's relay; None without one."""
     if relay is not None and not isinstance(relay, str):
         return relay
@@ -225,7 +225,7 @@ def make_relay(m: Manifest, relay: Any) -> Any:
         return None
     from .relay.client import RelayClient
 
-    return RelayClient(url)
+    return RelayClient(url, retries=retries)
 
 
 def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None = None, retries: int | None = None,
@@ -327,7 +327,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         journal.close()
         done |= {d.number for d in outcome.done}
         if outcome.fatal is not None:
-            raise _explain(outcome.fatal, manifest_path, file_path)
+            raise _explain(outcome.fatal, m, manifest_path, file_path)
         if outcome.failed or len(done & {p.number for p in mine}) < len(mine):
             missing = sorted({p.number for p in mine} - done)
             first = next(iter(outcome.failed.values()), None)
@@ -401,10 +401,14 @@ def verify_completed(reply: dict[str, Any], md5s: Sequence[str] | None, size: in
                             "Report this to the admin: the object does not match the file.")
 
 
-def _explain(err: S3mpuError, manifest_path: str | None, file_path: str) -> S3mpuError:
+def _explain(err: S3mpuError, m: Manifest, manifest_path: str | None, file_path: str) -> S3mpuError:
     """Add the exact next command to an error that stopped the transfer."""
-    if isinstance(err, AccessDeniedError) and "expired" in err.message:
-        return AccessDeniedError(err.message, _expired_hint(manifest_path, file_path))
+    if isinstance(err, AccessDeniedError):
+        if "expired" in err.message:
+            return AccessDeniedError(err.message, _expired_hint(manifest_path, file_path))
+        if datetime.now(timezone.utc) >= m.expires:
+            return AccessDeniedError(f"{err.message}; the manifest expired at {m.expires_at}",
+                                     _expired_hint(manifest_path, file_path))
     return err
 
 

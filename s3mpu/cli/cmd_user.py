@@ -182,7 +182,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
     server: list[dict[str, Any]] | None = None
     source = None
     problems: list[str] = []
-    relay = make_relay(m, relay_url)
+    relay = make_relay(m, relay_url, retries=1)  # a status is a quick look: do not wait long for a relay
     if relay is not None and m.relay and m.relay.token:
         try:
             st = relay.status(m.relay.token)
