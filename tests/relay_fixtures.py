@@ -68,7 +68,8 @@ def put_parts(manifest: Any, data: bytes, numbers: list[int] | None = None) -> l
     """Upload parts of ``data`` through the manifest's presigned URLs, with no credentials at all.
 
     A deliberately small user-side uploader (the real one is s3mpu.upload): urllib3 PUT with
-    Content-MD5; returns ``[{"number", "etag", "size"}]``.
+    Content-MD5; returns ``[{"number", "etag", "size"}]``. SigV2 signs the Content-MD5 header
+    whenever it is sent, so on a SigV2 manifest it is sent only where the URL binds it.
     """
     import base64
     import hashlib
@@ -82,8 +83,10 @@ def put_parts(manifest: Any, data: bytes, numbers: list[int] | None = None) -> l
             continue
         body = data[part.offset: part.offset + part.size]
         md5 = hashlib.md5(body).digest()
-        r = http.request("PUT", part.url, body=body,
-                         headers={"Content-MD5": base64.b64encode(md5).decode(), "Content-Length": str(len(body))})
+        headers = {"Content-Length": str(len(body))}
+        if manifest.signature_version != "s3" or part.md5:
+            headers["Content-MD5"] = base64.b64encode(md5).decode()
+        r = http.request("PUT", part.url, body=body, headers=headers)
         assert r.status == 200, (part.number, r.status, r.data[:300])
         out.append({"number": part.number, "etag": r.headers["ETag"].strip('"'), "size": len(body)})
     return out
