@@ -86,6 +86,7 @@ def _translate(parser: configparser.RawConfigParser) -> dict[str, Any]:
         if d.get("access_token"):
             out["session_token"] = d["access_token"]
         scheme = "https" if _bool(d.get("use_https", "True")) else "http"
+        out["_scheme"] = scheme  # for a scheme-less --host (s3cmd spells it host[:port])
         host_base = d.get("host_base", "")
         if host_base and host_base != "s3.amazonaws.com":
             out["endpoint_url"] = host_base if "://" in host_base else f"{scheme}://{host_base}"
@@ -203,6 +204,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
         for k, v in layer.items():
             merged[k] = v
             sources[k] = name
+    endpoint = merged.get("endpoint_url")
+    if endpoint and "://" not in endpoint:  # s3cmd's --host is host[:port]: use_https decides
+        merged["endpoint_url"] = f"{merged.get('_scheme', 'https')}://{endpoint}"
+    sources.pop("_scheme", None)
     hb = merged.get("host_bucket")
     if hb and BUCKET_FIELD in hb and sources.get("host_bucket") == "command line" and merged.get("addressing") == "virtual":
         if merged.get("endpoint_url"):

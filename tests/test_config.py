@@ -188,3 +188,26 @@ def test_configure_failed_test_not_saved(tmp_path: Path, moto_server: Any) -> No
     answers = _answers("K", "S", "us-east-1", "127.0.0.1:1", "127.0.0.1:1", "n", "", "", "", "y", "n")
     r = CliRunner().invoke(cli, ["-c", str(path), "configure"], input=answers)
     assert r.exit_code == 78 and "Test failed" in r.output and not path.exists()
+
+
+def test_s3cmd_style_host_flags(tmp_path: Path) -> None:
+    """--host is host[:port] as in s3cmd (scheme from use_https); --host-bucket sets virtual addressing."""
+    s = load_settings(flags={"endpoint_url": "s3.example.com"}, env={})
+    assert s.endpoint_url == "https://s3.example.com"
+    s = load_settings(write(tmp_path / "s3cfg", S3CFG), flags={"endpoint_url": "127.0.0.1:7000"}, env={})
+    assert s.endpoint_url == "http://127.0.0.1:7000"  # use_https = False in the file
+    s = load_settings(flags={"endpoint_url": "https://s3.example.com", "host_bucket": "%(bucket)s.s3.example.com",
+                             "addressing": "virtual", "access_key": "AK", "secret_key": "SK"}, env={})
+    url = s3_client(s).generate_presigned_url("get_object", Params={"Bucket": "bk2", "Key": "k"}, ExpiresIn=60)
+    assert urlsplit(url).netloc == "bk2.s3.example.com"
+
+
+def test_cli_host_flag_without_scheme(tmp_path: Path, moto_server: Any) -> None:
+    """`-c FILE --host 127.0.0.1:PORT`: the file's use_https = False makes it http, as in s3cmd."""
+    bucket = moto_server.bucket()
+    cfg = S3CFG.replace("FILEKEY", moto_server.access_key).replace("FILESECRET", moto_server.secret_key)
+    path = write(tmp_path / "s3cfg", cfg)
+    host = moto_server.endpoint.split("://", 1)[1]
+    r = CliRunner().invoke(cli, ["-c", str(path), "--host", host, "listmp", f"s3://{bucket}", "--json"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().startswith("{")
