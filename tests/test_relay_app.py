@@ -255,3 +255,36 @@ def test_log_check_catches_tokens_and_signatures() -> None:
 
     assert scrub(f"u?X-Amz-Signature=abc&X-Amz-Credential=AK/x {token} s3kr3t", ("s3kr3t",)) == \
         "u?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED v1.REDACTED REDACTED"
+
+
+def test_graceful_stop_finishes_request_in_flight(moto_server) -> None:
+    """stop() refuses new connections but lets a request already being served finish."""
+    started = threading.Event()
+
+    def slow_client():
+        client = moto_server.client()
+
+        def slow(**_kw) -> None:
+            started.set()
+            time.sleep(0.5)  # a slow S3 answer while the relay is told to stop
+
+        client.meta.events.register("before-call.s3.ListParts", slow)
+        return client
+
+    m = mint_for(moto_server, moto_server.bucket(), "g", "http://relay", size=10)
+    relay = start_relay(relay_settings(moto_server), s3_client_factory=slow_client, check_endpoint=False)
+    result: dict = {}
+
+    def in_flight() -> None:
+        r = urllib3.PoolManager(retries=False).request("POST", relay.url + "/v1/status",
+                                                       body=json.dumps({"token": m.relay.token}).encode())
+        result["status"] = r.status
+
+    t = threading.Thread(target=in_flight)
+    t.start()
+    assert started.wait(10)
+    relay.stop()
+    t.join(10)
+    assert result == {"status": 200}
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        urllib3.PoolManager(retries=False).request("GET", relay.url + "/healthz", timeout=2)
