@@ -1,0 +1,121 @@
+"""Upload policy units (no network) and manifest fuzzing through ``s3mpu put``."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from s3mpu.cli import cli
+from s3mpu.errors import DataError, NoInputError, UsageError
+from s3mpu.manifest import Manifest, Part
+from s3mpu.upload import check_file, composite_etag, file_parts, verify_completed
+
+MiB = 1024 * 1024
+
+
+def _manifest(size: int, part_size: int = 5 * MiB, is_max: bool = False) -> Manifest:
+    n = max(1, -(-size // part_size))
+    parts = tuple(Part(i + 1, i * part_size, min(part_size, size - i * part_size), f"http://127.0.0.1:9/p{i + 1}")
+                  for i in range(n))
+    return Manifest(endpoint="http://127.0.0.1:9", region="us-east-1", bucket="bkt", key="k", upload_id="u", size=size,
+                    size_is_max=is_max, part_size=part_size, created_at="2026-01-01T00:00:00Z",
+                    expires_at="2099-01-01T00:00:00Z", parts=parts)
+
+
+def test_check_file_exact_and_max(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 10)
+    assert check_file(_manifest(10), f).size == 10
+    with pytest.raises(DataError, match="is 10 bytes but the manifest is for exactly 11 bytes"):
+        check_file(_manifest(11), f)
+    assert check_file(_manifest(100, is_max=True), f).size == 10
+    with pytest.raises(DataError, match="more than the manifest's maximum of 9 bytes"):
+        check_file(_manifest(9, is_max=True), f)
+    with pytest.raises(NoInputError):
+        check_file(_manifest(10), tmp_path / "missing")
+    with pytest.raises(NoInputError):
+        check_file(_manifest(10), tmp_path)
+
+
+def test_file_parts_for_max_size_and_subsets() -> None:
+    m = _manifest(4 * 5 * MiB, is_max=True)
+    every, mine = file_parts(m, 2 * 5 * MiB + 1, None)
+    assert [p.number for p in every] == [1, 2, 3] and every[-1].size == 1 and mine == every
+    _, mine = file_parts(m, 2 * 5 * MiB + 1, "2-")
+    assert [p.number for p in mine] == [2, 3]
+    with pytest.raises(UsageError):
+        file_parts(m, 2 * 5 * MiB + 1, "4")
+
+
+def test_composite_etag_and_verify_completed() -> None:
+    md5s = [hashlib.md5(b"a").hexdigest(), hashlib.md5(b"b").hexdigest()]
+    want = hashlib.md5(hashlib.md5(b"a").digest() + hashlib.md5(b"b").digest()).hexdigest() + "-2"
+    assert composite_etag(md5s) == want
+    verify_completed({"etag": want, "size": 2}, md5s, 2)
+    verify_completed({"etag": "plainmd5", "size": 2}, md5s, 2)  # HEAD-style plain ETag: size is checked only
+    with pytest.raises(DataError, match="composite"):
+        verify_completed({"etag": "0" * 32 + "-2", "size": 2}, md5s, 2)
+    with pytest.raises(DataError, match="bytes"):
+        verify_completed({"etag": want, "size": 3}, md5s, 2)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("fuzz") / "f.bin"
+    p.write_bytes(b"x" * 100)
+    return p
+
+
+def _put(manifest_text: bytes, data_file: Path, tmp_path: Path) -> Any:
+    m = tmp_path / "m.json"
+    m.write_bytes(manifest_text)
+    return CliRunner().invoke(cli, ["put", str(m), str(data_file)])
+
+
+def _assert_clean_65(r: Any) -> None:
+    assert r.exit_code == 65, (r.exit_code, r.output)
+    assert "Traceback" not in r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines and lines[0].startswith("error: ") and len(lines) <= 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=400))
+def test_fuzz_arbitrary_bytes_manifest_is_65(raw: bytes, data_file: Path, tmp_path: Path) -> None:
+    _assert_clean_65(_put(raw, data_file, tmp_path))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_json)
+def test_fuzz_arbitrary_json_manifest_is_65(doc: Any, data_file: Path, tmp_path: Path) -> None:
+    _assert_clean_65(_put(json.dumps(doc).encode(), data_file, tmp_path))
+
+
+def _valid_doc() -> dict[str, Any]:
+    return json.loads(_manifest(100, part_size=100).to_json())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["size", "part_size", "upload_id", "bucket", "parts", "expires_at", "endpoint",
+                             "size_is_max", "relay", "format"]),
+       value=_json)
+def test_fuzz_tampered_field_is_65_or_network(path: str, value: Any, data_file: Path, tmp_path: Path) -> None:
+    doc = _valid_doc()
+    doc[path] = value
+    r = _put(json.dumps(doc).encode(), data_file, tmp_path)
+    # a tampered manifest that still validates goes on to the (unreachable) endpoint: 75/77, never a traceback
+    assert "Traceback" not in r.output
+    assert r.exit_code in (65, 75, 77), (r.exit_code, r.output)
+    if r.exit_code == 65:
+        _assert_clean_65(r)
