@@ -153,3 +153,19 @@ def test_quiet_prints_nothing_on_success(e2e: E2E, relay: Any, make_data: Any) -
     m = e2e.mint(size=1000, relay=relay.url)
     r = e2e.run(["-q", "put", m, data])
     assert r.code == 0 and r.stdout == "" and r.stderr == ""
+
+
+def test_put_never_imports_boto3(e2e: E2E, relay: Any, make_data: Any) -> None:
+    import subprocess
+    import sys
+
+    data = make_data(5 * MiB + 3)
+    m = e2e.mint(size=5 * MiB + 3, relay=relay.url)
+    code = ("import sys\nfrom s3mpu.cli import cli\ntry:\n    cli.main(['-q', 'put', sys.argv[1], sys.argv[2]])\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print(sorted({n.split('.')[0] for n in sys.modules} & {'boto3', 'botocore', 'flask', 'moto'}))")
+    p = subprocess.run([sys.executable, "-c", code, str(m), str(data)], env=e2e.user_env(), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+    assert e2e.get(m) == data.read_bytes()
