@@ -165,3 +165,32 @@ def test_verify_parts_pure() -> None:
         verify_parts(maxed, [{"number": 1, "size": 11, "etag": "a"}])
     with pytest.raises(PartialError):
         verify_parts(maxed, [])
+
+
+def test_server_refusing_object_size_header_is_completed_without_it(moto_server) -> None:
+    """A server that refuses x-amz-mp-object-size (simulated answer; moto and rclone ignore it)."""
+    from botocore.awsrequest import AWSResponse
+
+    m, data, sent, ident = _setup(moto_server, PS + 9)
+    client = moto_server.client()
+    seen: list[bool] = []
+
+    class _Raw:
+        def stream(self, **_kw):
+            yield b""
+
+    def refuse(request, **_kw):
+        has = "x-amz-mp-object-size" in request.headers
+        seen.append(has)
+        if has:
+            body = (b"<?xml version='1.0'?><Error><Code>NotImplemented</Code><Message>A header you provided "
+                    b"implies functionality that is not implemented: x-amz-mp-object-size</Message></Error>")
+            resp = AWSResponse(request.url, 501, {}, _Raw())
+            resp._content = body
+            return resp
+        return None
+
+    client.meta.events.register("before-send.s3.CompleteMultipartUpload", refuse)
+    out = complete_upload(client, ident, sent)
+    assert out["size"] == PS + 9 and seen == [True, False]
+    assert moto_server.client().get_object(Bucket=m.bucket, Key="obj")["Body"].read() == data
