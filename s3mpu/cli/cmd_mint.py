@@ -153,7 +153,7 @@ def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None
     from ..plan import dump_plan, make_plan
     from ..units import format_size
 
-    p = make_plan(file, part_size or app.settings.part_size)
+    p = _hash_with_progress(app, file, part_size or app.settings.part_size, make_plan)
     dump_plan(p, output)
     data = {"file": file, "size": p.size, "part_size": p.part_size, "parts": len(p.parts), "sha256": p.sha256,
             "plan": output}
@@ -163,3 +163,22 @@ def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None
             app.out.info(human)
     else:
         app.out.result(data, human + f", plan in {output}")
+
+
+def _hash_with_progress(app: AppContext, file: str, part_size: int | None, make_plan: Any) -> Any:
+    """A transient rich bar while hashing on a TTY (large files take minutes); nothing otherwise."""
+    import os
+
+    if not app.out.is_tty or app.out.quiet or app.out.json_mode:
+        return make_plan(file, part_size)
+    try:
+        total = os.stat(file).st_size
+    except OSError:
+        return make_plan(file, part_size)  # it raises the proper NoInputError
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(binary_units=True),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=app.out.console, transient=True) as bar:
+        task = bar.add_task(f"hashing {os.path.basename(file)}", total=total)
+        return make_plan(file, part_size, progress=lambda n: bar.advance(task, n))
