@@ -29,7 +29,8 @@ def test_full_cycle_status_complete_twice(s3, relay) -> None:
     again = client.complete(m.relay.token, parts=sent, size=len(data))  # idempotent
     assert again["size"] == first["size"] and again["key"] == first["key"]
     assert s3.client().get_object(Bucket=bucket, Key="obj.bin")["Body"].read() == data
-    assert client.status(m.relay.token)["upload_exists"] is False
+    done = client.status(m.relay.token)
+    assert done["upload_exists"] is False and done["completed"] is True
 
 
 def test_missing_part_is_partial_then_abort(s3, relay) -> None:
@@ -43,6 +44,7 @@ def test_missing_part_is_partial_then_abort(s3, relay) -> None:
     assert "1" in info.value.message and info.value.exit_code == 2
     assert client.abort(m.relay.token)["aborted"] is True
     assert client.abort(m.relay.token)["aborted"] is True  # an aborted upload stays aborted
+    assert client.status(m.relay.token)["completed"] is False
     with pytest.raises(NoInputError):
         client.complete(m.relay.token)
 

@@ -99,6 +99,9 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
                          seed_bucket=seed_bucket, public_url=public_url.rstrip("/") if public_url else None,
                          object_size_header=not no_object_size_header, s3_client_factory=lambda: client)
     _setup_logging(app.out.quiet)
+    if seed_bucket and not api_tokens:
+        app.out.warn(f"the seed API is open: anyone who reaches this relay can create uploads in {seed_bucket} "
+                     "(add --tokens FILE to require API tokens)")
     waitress_options: dict[str, Any] = {}
     if trusted_proxy:
         waitress_options.update(trusted_proxy=trusted_proxy, trusted_proxy_count=1,

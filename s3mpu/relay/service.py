@@ -122,8 +122,17 @@ class RelayService:
             with upstream("listing the upload's parts"):
                 parts = list_parts(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
         except NoInputError:
-            return 200, {**base, "parts": [], "upload_exists": False}
-        return 200, {**base, "parts": parts, "upload_exists": True}
+            return 200, {**base, "parts": [], "upload_exists": False, "completed": self._object_there(identity)}
+        return 200, {**base, "parts": parts, "upload_exists": True, "completed": False}
+
+    def _object_there(self, identity: tokens.Identity) -> bool:
+        """Whether the upload's object exists with a size the manifest allows (so it was completed)."""
+        try:
+            head = self.config.s3().head_object(Bucket=identity.bucket, Key=identity.key)
+        except Exception:  # noqa: BLE001 - absent, or not ours to see: either way not "completed"
+            return False
+        size = int(head.get("ContentLength", -1))
+        return size == identity.size if not identity.size_is_max else 0 <= size <= identity.size
 
     def abort(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         identity = self.authenticate(body)
