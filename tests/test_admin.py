@@ -164,3 +164,15 @@ def test_listmp_with_upload_id_lists_parts(s3: Any) -> None:
     gone = run(["listmp", f"s3://{bucket}/a/one", "no-such-upload-id"], s3.env())
     assert gone.exit_code == 66, gone.output
     assert run(["listmp", f"s3://{bucket}", ids["a/one"]], s3.env()).exit_code == 64
+
+
+def test_cron_exit_codes_unreachable_and_denied(rclone_server: Any) -> None:
+    """What a cron wrapper branches on: 75 = try later, 77 = fix permissions/keys."""
+    down = run(["--endpoint-url", "http://127.0.0.1:1", "cleanup", "s3://bkt-anything"],
+               {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert down.exit_code == 75 and "cannot reach S3" in down.stderr
+    bucket = rclone_server.bucket()
+    denied = run(["cleanup", f"s3://{bucket}"], {**rclone_server.env(), "AWS_SECRET_ACCESS_KEY": "wrong-secret"})
+    assert denied.exit_code == 77, denied.output
+    missing = run(["cleanup", "s3://no-such-bucket-s3mpu"], rclone_server.env())
+    assert missing.exit_code == 66, missing.output
