@@ -70,8 +70,16 @@ def test_non_tty_output_has_no_control_sequences(moto_server: Any, minted: tuple
         "usage error": ["mint", "--bogus"],
         "help": ["--help"],
     }
+    plain = tmp_path / "norelay.json"  # a manifest without relay: status/abort use its presigned URLs
+    assert s3mpu(["mint", f"s3://{bucket}/n", "--size", "6M", "--part-size", "5M", "-o", str(plain)], env).returncode == 0
+    user = env_for()
+    runs.update({
+        "status": ["status", str(plain)],
+        "status --json with file": ["status", str(plain), str(data), "--json"],
+        "abort": ["abort", str(plain)],
+    })
     for what, args in runs.items():
-        r = s3mpu(args, env)
+        r = s3mpu(args, user if what.startswith(("status", "abort")) else env)
         assert r.returncode in (0, 64, 66), (what, r.stderr)
         assert_clean(r, what)
         assert "\x1b" not in r.stdout + r.stderr
