@@ -114,3 +114,10 @@ def test_plan_and_size_together_is_usage_error(make_data: Any, tmp_path: Path) -
     CliRunner().invoke(cli, ["plan", str(make_data(10)), "-o", str(out)])
     r = CliRunner().invoke(cli, ["mint", "s3://bucket/key", "--plan", str(out), "--size", "10"])
     assert r.exit_code == 64
+
+
+def test_plan_with_other_part_size_is_usage_error(make_data: Any, tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    assert CliRunner().invoke(cli, ["plan", str(make_data(10)), "--part-size", "5M", "-o", str(out)]).exit_code == 0
+    r = CliRunner().invoke(cli, ["mint", "s3://bucket/key", "--plan", str(out), "--part-size", "8M"])
+    assert r.exit_code == 64 and "differs from the plan" in r.output

@@ -74,6 +74,9 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
         plan = load_plan(plan_file)
         if size is not None or max_size is not None:
             raise click.UsageError("--plan already gives the size; drop --size/--max-size")
+        if part_size is not None and part_size != plan.part_size:
+            raise click.UsageError(f"--part-size {part_size} differs from the plan's part size {plan.part_size}; "
+                                   "drop --part-size (the plan fixes the layout) or make a new plan with it")
         size, part_size, md5s, sha256 = plan.size, plan.part_size, plan.md5s, plan.sha256
     headers = _kv(add_header, "--add-header")
     content_type = content_type or headers.pop("Content-Type", None) or headers.pop("content-type", None)
