@@ -74,6 +74,14 @@ def expected_layout(identity: Identity, held: list[dict[str, Any]], client_parts
         k = max(int(p["number"]) for p in client_parts)
     elif held:
         k = max(p["number"] for p in held)
+        last = next(p for p in held if p["number"] == k)
+        contiguous = len(held) == k
+        if contiguous and last["size"] == ps and k < identity.parts:
+            # Only a short last part (or every part) shows where the file ends; otherwise more
+            # parts may still be on their way and completing now would truncate the object.
+            raise DataError(f"cannot tell where the file ends: parts 1-{k} are all full-sized and this upload "
+                            f"allows up to {identity.parts} parts",
+                            "Complete with the file's size (s3mpu complete from the machine that uploaded it).")
     else:
         raise PartialError("no part of this upload has reached S3 yet", "Upload the file first (s3mpu put).")
     if k > identity.parts:
@@ -107,7 +115,7 @@ def verify_parts(identity: Identity, held: list[dict[str, Any]], client_parts: l
     total = 0
     for n, want in layout:
         got = by_number[n]
-        if (want is not None and got["size"] != want) or (want is None and not 0 < got["size"] <= identity.part_size):
+        if (want is not None and got["size"] != want) or (want is None and not (0 < got["size"] <= identity.part_size or (n == 1 == len(layout) and got["size"] == 0))):
             raise DataError(f"part {n} on the server has {got['size']} bytes, expected "
                             f"{want if want is not None else f'1..{identity.part_size}'}",
                             "Upload that part again from the right file (s3mpu put), then complete.")

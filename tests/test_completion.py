@@ -111,7 +111,18 @@ def test_max_size_smaller_file(s3) -> None:
 
 def test_max_size_without_client_list_completes_from_listparts(moto_server) -> None:
     m, data, sent, ident = _setup(moto_server, 2 * PS + 5, max_size=5 * PS)
-    assert complete_upload(moto_server.client(), ident)["size"] == 2 * PS + 5
+    assert complete_upload(moto_server.client(), ident)["size"] == 2 * PS + 5  # the short part 3 ends the file
+
+
+def test_max_size_ambiguous_end_is_refused(s3) -> None:
+    """Parts 1-2 full-sized of a 4-part maximum: the file may go on, completing could truncate it."""
+    m, data, sent, ident = _setup(s3, 2 * PS, max_size=4 * PS)
+    spy = Counted(s3)
+    with pytest.raises(DataError, match="where the file ends"):
+        complete_upload(spy.client, ident)
+    assert spy.completes == 0
+    _still_there(s3, m)
+    assert complete_upload(spy.client, ident, size=2 * PS)["size"] == 2 * PS  # with the size it is clear
 
 
 def test_max_size_gap_is_partial(s3) -> None:
