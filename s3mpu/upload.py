@@ -27,7 +27,7 @@ import urllib3
 from .errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
                      TempFailError, UsageError)
 from .httpclient import HttpClient, ListedParts, list_parts
-from .journal import FileIdentity, Journal
+from .journal import FileIdentity, Journal, journal_path
 from .manifest import Manifest, Part
 from .progress import NullProgress, ProgressSink
 from .ratelimit import TokenBucket
@@ -97,11 +97,12 @@ def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
     return ident
 
 
-def check_content(fd: int, parts: Sequence[Part], file_path: str) -> None:
+def check_content(fd: int, parts: Sequence[Part | PartTask], file_path: str) -> None:
     """Content-bound manifests (minted from a plan): every part's MD5 must match before the first byte is sent.
 
     The transfer checks each part again just before sending it, but parts run in parallel: only a
-    check of every part first guarantees that a differing file sends nothing at all (exit 65).
+    check of every part still to send guarantees that a differing file sends nothing (exit 65).
+    Parts already done (journal, or verified against the server's list) are not read again.
     """
     buf = bytearray(CHUNK)
     for p in parts:
@@ -256,8 +257,19 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
     relay_client = make_relay(m, relay)
     cancel = cancel or threading.Event()
     try:
-        check_content(fd, [p for p in mine if p.md5], file_path)  # content-bound: 65 before any network
-        pre = preflight(m, http, manifest_path, file_path)
+        try:
+            pre = preflight(m, http, manifest_path, file_path)
+        except NoInputError:
+            # The upload is gone: completed by an earlier run (exit 0), or aborted/expired (66).
+            reply = already_completed(m, relay_client, fd, every, ident.size)
+            if reply is None:
+                raise
+            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).remove()
+            elapsed = time.monotonic() - started
+            return UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=reply.get("etag"),
+                                parts=len(every), seconds=elapsed, bytes_sent=0, mib_per_s=0.0, completed=True,
+                                parts_uploaded=0, parts_skipped=len(mine),
+                                message="already completed earlier; the object matches the file")
         if pre.skew is not None and abs(pre.skew) > SKEW_WARN_SECONDS:
             warn(f"the local clock is {format_duration(abs(pre.skew))} {'ahead of' if pre.skew > 0 else 'behind'} "
                  "the server's; expiry checks use the server's clock")
@@ -287,6 +299,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         journal.start()
 
         todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5) for p in mine], done)
+        check_content(fd, [t for t in todo if t.md5], file_path)  # content-bound: 65 before the first byte
         total = sum(p.size for p in mine)
         already = sum(p.size for p in mine if p.number in done)
         left = total - already
@@ -328,6 +341,9 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         done |= {d.number for d in outcome.done}
         if outcome.fatal is not None:
             raise _explain(outcome.fatal, m, manifest_path, file_path)
+        if outcome.cancelled:  # stopped from outside (a library caller's cancel event)
+            raise InterruptedError_(f"stopped: {len(done & {p.number for p in mine})} of {len(mine)} parts are "
+                                    "uploaded and recorded", f"Re-run the same command to resume: {put_cmd}")
         if outcome.failed or len(done & {p.number for p in mine}) < len(mine):
             missing = sorted({p.number for p in mine} - done)
             first = next(iter(outcome.failed.values()), None)
@@ -367,6 +383,21 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
     finally:
         os.close(fd)
         http.close()
+
+
+def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[Part], size: int) -> dict[str, Any] | None:
+    """When the upload is gone, ask the relay (idempotent complete) whether it became this file's object."""
+    if relay_client is None or not (m.relay and m.relay.token):
+        return None
+    buf = bytearray(CHUNK)
+    md5s = [hash_range(fd, p.offset, p.size, buf) for p in every]
+    try:
+        reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
+                                                                            for i, e in enumerate(md5s)], size=size)
+    except S3mpuError:
+        return None
+    verify_completed(reply, md5s, size)
+    return reply
 
 
 def mine_numbers(mine: Sequence[Part]) -> list[int]:
