@@ -51,7 +51,8 @@ class RelayClient:
             body["parts"] = [{k: p[k] for k in ("number", "etag", "size") if k in p} for p in parts]
         if size is not None:
             body["size"] = size
-        return self._call("POST", "/v1/complete", body, "completing the upload")
+        # S3 may take minutes to assemble a large object: wait longer than for the other calls
+        return self._call("POST", "/v1/complete", body, "completing the upload", read_timeout=max(self.timeout, 600.0))
 
     def status(self, token: str) -> dict[str, Any]:
         """The parts S3 holds: ``{"parts": [{"number", "size", "etag"}], "upload_exists": bool}``."""
@@ -81,7 +82,7 @@ class RelayClient:
 
     # -- plumbing ----------------------------------------------------------------------
     def _call(self, method: str, path: str, body: dict[str, Any], what: str, *, bearer: str | None = None,
-              idempotent: bool = True) -> dict[str, Any]:
+              idempotent: bool = True, read_timeout: float | None = None) -> dict[str, Any]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "s3mpu"}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
@@ -89,7 +90,8 @@ class RelayClient:
         attempt = 0
         while True:
             try:
-                r = self._http.request(method, self.url + path, body=data, headers=headers)
+                timeout = urllib3.Timeout(connect=min(10.0, self.timeout), read=read_timeout or self.timeout)
+                r = self._http.request(method, self.url + path, body=data, headers=headers, timeout=timeout)
             except urllib3.exceptions.HTTPError as exc:
                 sent = not isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
                 if attempt < self.retries and (idempotent or not sent):
