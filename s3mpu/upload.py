@@ -389,15 +389,38 @@ def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[P
     """When the upload is gone, ask the relay (idempotent complete) whether it became this file's object."""
     if relay_client is None or not (m.relay and m.relay.token):
         return None
-    buf = bytearray(CHUNK)
-    md5s = [hash_range(fd, p.offset, p.size, buf) for p in every]
+    md5s, whole = _part_and_file_md5s(fd, every)
     try:
         reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
                                                                             for i, e in enumerate(md5s)], size=size)
     except S3mpuError:
         return None
     verify_completed(reply, md5s, size)
+    etag = str(reply.get("etag") or "").strip('"').lower()
+    if len(etag) == 32 and etag != whole:  # servers like rclone report the plain MD5 of the object
+        raise DataError(f"{m.uri} was already completed, but its MD5 {etag} is not this file's ({whole})",
+                        "This upload holds other bytes; ask the admin for a new manifest to upload this file.")
     return reply
+
+
+def _part_and_file_md5s(fd: int, parts: Sequence[Part]) -> tuple[list[str], str]:
+    """Every part's MD5 and the whole file's, in one read."""
+    whole = hashlib.md5()
+    out = []
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    for p in parts:
+        h = hashlib.md5()
+        pos = 0
+        while pos < p.size:
+            n = os.preadv(fd, [view[:min(len(buf), p.size - pos)]], p.offset + pos)
+            if n <= 0:
+                raise DataError(f"the file ended early at byte {p.offset + pos}")
+            h.update(view[:n])
+            whole.update(view[:n])
+            pos += n
+        out.append(h.hexdigest())
+    return out, whole.hexdigest()
 
 
 def mine_numbers(mine: Sequence[Part]) -> list[int]:

@@ -119,3 +119,132 @@ def test_fuzz_tampered_field_is_65_or_network(path: str, value: Any, data_file: 
     assert r.exit_code in (65, 75, 77), (r.exit_code, r.output)
     if r.exit_code == 65:
         _assert_clean_65(r)
+
+
+class _DateServer:
+    """A real local HTTP server answering ListParts (no parts) with a chosen ``Date`` header; PUTs counted."""
+
+    def __init__(self, date: str) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.puts = 0
+        self.parts: dict[int, tuple[int, str]] = {}
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def date_time_string(self, timestamp: Any = None) -> str:
+                return date
+
+            def do_GET(self) -> None:  # noqa: N802
+                held = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag><Size>{z}</Size></Part>"
+                               for n, (z, e) in sorted(outer.parts.items()))
+                body = f"<ListPartsResult><IsTruncated>false</IsTruncated>{held}</ListPartsResult>".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                outer.puts += 1
+                n = int(self.headers.get("Content-Length", 0))
+                data = self.rfile.read(n)
+                outer.parts[int(self.path.rsplit("=", 1)[1])] = (n, hashlib.md5(data).hexdigest())
+                self.send_response(200)
+                self.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _served_manifest(url: str, size: int, expires_at: str) -> Manifest:
+    m = _manifest(size, part_size=5 * MiB)
+    parts = tuple(Part(p.number, p.offset, p.size, f"{url}/k?partNumber={p.number}") for p in m.parts)
+    return m.with_updates(endpoint=url, parts=parts, list_parts_url=f"{url}/k?uploadId=u", expires_at=expires_at)
+
+
+def test_clock_skew_is_warned_and_server_clock_decides_expiry(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from s3mpu.errors import AccessDeniedError
+    from s3mpu.upload import upload
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"y" * 1000)
+    now = datetime.now(timezone.utc)
+    # the server's clock is 2 hours ahead: the manifest (expiring in 1 h by our clock) is already expired
+    srv = _DateServer(format_datetime(now + timedelta(hours=2), usegmt=True))
+    try:
+        m = _served_manifest(srv.url, 1000, (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        warnings: list[str] = []
+        with pytest.raises(AccessDeniedError, match="nothing was sent") as exc:
+            upload(m, f, warn=warnings.append, state_dir=tmp_path, complete=False, manifest_path="m.json")
+        assert "s3mpu mint --refresh m.json" in exc.value.hint
+        assert any("behind the server" in w for w in warnings)
+        assert srv.puts == 0
+    finally:
+        srv.stop()
+
+
+def test_expiry_estimate_warns_when_rate_is_too_slow(tmp_path: Path) -> None:
+    import threading
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from s3mpu.errors import InterruptedError_
+    from s3mpu.upload import upload
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"z" * 200_000)
+    now = datetime.now(timezone.utc)
+    srv = _DateServer(format_datetime(now, usegmt=True))
+    try:
+        m = _served_manifest(srv.url, 200_000, (now + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        cancel = threading.Event()
+        warnings: list[str] = []
+
+        def warn(text: str) -> None:
+            warnings.append(text)
+            cancel.set()  # seen the warning: stop the (slow) upload
+
+        with pytest.raises(InterruptedError_):
+            upload(m, f, limit_rate="100", warn=warn, cancel=cancel, state_dir=tmp_path, complete=False)
+        assert any("expire" in w and "--limit-rate" in w for w in warnings)
+    finally:
+        srv.stop()
+
+
+def test_library_upload_against_local_server_records_journal(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from s3mpu.journal import journal_path, read
+    from s3mpu.upload import upload
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(bytes(range(256)) * 50_000)  # 12.8 MB: 3 parts
+    now = datetime.now(timezone.utc)
+    srv = _DateServer(format_datetime(now, usegmt=True))
+    try:
+        m = _served_manifest(srv.url, f.stat().st_size, (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        r = upload(m, f, jobs=2, state_dir=tmp_path, complete=False)
+        assert r.parts_uploaded == 3 and r.bytes_sent == f.stat().st_size and not r.completed
+        _, parts = read(journal_path("u", tmp_path))
+        assert sorted(parts) == [1, 2, 3]
+        again = upload(m, f, jobs=2, state_dir=tmp_path, complete=False)
+        assert again.parts_uploaded == 0 and again.parts_skipped == 3 and srv.puts == 3
+    finally:
+        srv.stop()

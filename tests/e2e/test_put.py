@@ -169,3 +169,15 @@ def test_put_never_imports_boto3(e2e: E2E, relay: Any, make_data: Any) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
     assert e2e.get(m) == data.read_bytes()
+
+
+def test_rerun_after_completion_is_ok_and_sends_nothing(e2e: E2E, relay: Any, make_data: Any) -> None:
+    data = make_data(5 * MiB + 77)
+    m = e2e.mint(size=5 * MiB + 77, relay=relay.url)
+    assert e2e.put(m, data).code == 0
+    r = e2e.put(m, data)
+    assert r.code == 0, r.stderr
+    assert r.json["completed"] is True and r.json["bytes_sent"] == 0
+    other = make_data(5 * MiB + 77, name="other.bin", seed=99)
+    r = e2e.put(m, other)  # same size, other bytes: the object is not this file's
+    assert r.code in (65, 66), r.stderr
