@@ -211,3 +211,18 @@ def test_cli_host_flag_without_scheme(tmp_path: Path, moto_server: Any) -> None:
     r = CliRunner().invoke(cli, ["-c", str(path), "--host", host, "listmp", f"s3://{bucket}", "--json"])
     assert r.exit_code == 0, r.output
     assert r.stdout.strip().startswith("{")
+
+
+def test_signature_v2_from_s3cmd_file_presigns_v2(tmp_path: Path) -> None:
+    cfg = S3CFG.replace("signature_v2 = False", "signature_v2 = True")
+    s = load_settings(write(tmp_path / "s3cfg", cfg), env={})
+    url = s3_client(s).generate_presigned_url("get_object", Params={"Bucket": "b1", "Key": "k"}, ExpiresIn=60)
+    assert "AWSAccessKeyId=FILEKEY" in url and "Signature=" in url and "X-Amz-Signature" not in url
+    v4 = s3_client(load_settings(write(tmp_path / "v4", S3CFG), env={}))
+    assert "X-Amz-Signature=" in v4.generate_presigned_url("get_object", Params={"Bucket": "b1", "Key": "k"}, ExpiresIn=60)
+
+
+def test_proxy_reaches_the_client(tmp_path: Path) -> None:
+    cfg = S3CFG.replace("proxy_host =", "proxy_host = proxy.lan").replace("proxy_port = 0", "proxy_port = 3128")
+    client = s3_client(load_settings(write(tmp_path / "s3cfg", cfg), env={}))
+    assert client.meta.config.proxies == {"http": "http://proxy.lan:3128", "https": "http://proxy.lan:3128"}
