@@ -113,7 +113,7 @@ def parts_summary(client: Any, bucket: str, key: str, upload_id: str) -> tuple[i
 
 
 def list_uploads(client: Any, bucket: str, prefix: str = "", *, with_parts: bool = True,
-                 now: datetime | None = None) -> list[UploadInfo]:
+                 now: datetime | None = None, page_size: int | None = None) -> list[UploadInfo]:
     """Every in-progress upload under ``prefix``, oldest first (pagination followed).
 
     ``with_parts`` costs one ListParts per upload; an upload that vanishes between the two
@@ -124,6 +124,8 @@ def list_uploads(client: Any, bucket: str, prefix: str = "", *, with_parts: bool
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if prefix:
         kwargs["Prefix"] = prefix
+    if page_size:
+        kwargs["MaxUploads"] = page_size
     try:
         while True:
             resp = client.list_multipart_uploads(**kwargs)

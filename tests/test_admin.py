@@ -176,3 +176,12 @@ def test_cron_exit_codes_unreachable_and_denied(rclone_server: Any) -> None:
     assert denied.exit_code == 77, denied.output
     missing = run(["cleanup", "s3://no-such-bucket-s3mpu"], rclone_server.env())
     assert missing.exit_code == 66, missing.output
+
+
+def test_list_uploads_follows_pagination(s3: Any) -> None:
+    bucket = s3.bucket()
+    c = s3.client()
+    ids = {c.create_multipart_upload(Bucket=bucket, Key=f"p/{i}")["UploadId"] for i in range(5)}
+    c.create_multipart_upload(Bucket=bucket, Key="q/other")
+    listed = list_uploads(c, bucket, "p/", with_parts=False, page_size=2)
+    assert {u.upload_id for u in listed} == ids and len(listed) == 5
