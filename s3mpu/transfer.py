@@ -60,6 +60,9 @@ class PartTask:
     size: int
     url: str
     md5: str | None = None  # expected hex MD5 (content-bound manifests)
+    # Send Content-MD5? Always for SigV4 (an unsigned header there is fine); for SigV2 only when
+    # the URL signed it, because SigV2 signs the Content-MD5 header whether it is sent or not.
+    content_md5: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,9 @@ class Transfer:
             raise _Fatal(DataError(
                 f"{self.describe(task.number)}: local MD5 {md5} differs from the manifest's {task.md5}; nothing sent",
                 "The file changed since 's3mpu plan' ran; upload the planned file or ask for a new manifest."))
-        headers = {"Content-Length": str(task.size), "Content-MD5": md5_b64(md5)}
+        headers = {"Content-Length": str(task.size)}
+        if task.content_md5 or task.md5:
+            headers["Content-MD5"] = md5_b64(md5)
         attempt = 0
         while True:
             attempt += 1
