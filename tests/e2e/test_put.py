@@ -181,3 +181,17 @@ def test_rerun_after_completion_is_ok_and_sends_nothing(e2e: E2E, relay: Any, ma
     other = make_data(5 * MiB + 77, name="other.bin", seed=99)
     r = e2e.put(m, other)  # same size, other bytes: the object is not this file's
     assert r.code in (65, 66), r.stderr
+
+
+def test_status_without_relay_uses_presigned_listing(e2e: E2E, make_data: Any) -> None:
+    size = 3 * 5 * MiB
+    data = make_data(size)
+    m = e2e.mint(size=size)
+    assert e2e.put(m, data, "--parts", "2").code == 0
+    st = e2e.cli(["status", m, "--json"])
+    assert st.code == 0, st.stderr
+    doc = st.json
+    assert doc["parts_server"] == [2] and doc["parts_journal"] == [2] and doc["parts_missing"] == [1, 3]
+    assert doc["server_source"] == "list_parts_url" and doc["seconds_left"] > 0
+    human = e2e.cli(["status", m])
+    assert human.code == 0 and "missing     1,3" in human.stdout and "1 of 3 parts" in human.stdout
