@@ -222,7 +222,7 @@ def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], 
     return None
 
 
-def make_relay(m: Manifest, relay: Any, retries: int = 3) -> Any:
+def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None = None) -> Any:
     """A RelayClient for ``relay`` (client object or URL) or the manifest's relay; None without one."""
     if relay is not None and not isinstance(relay, str):
         return relay
@@ -231,7 +231,7 @@ def make_relay(m: Manifest, relay: Any, retries: int = 3) -> Any:
         return None
     from .relay.client import RelayClient
 
-    return RelayClient(url, retries=retries)
+    return RelayClient(url, retries=retries, ca_bundle=ca_bundle)
 
 
 def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None = None, retries: int | None = None,
@@ -239,7 +239,8 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
            progress: ProgressSink | None = None, relay: Any = None, manifest_path: str | None = None,
            warn: Callable[[str], None] | None = None, info: Callable[[str], None] | None = None,
            connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
-           cancel: threading.Event | None = None, state_dir: Path | None = None) -> UploadResult:
+           cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
+           proxy: str | None = None) -> UploadResult:
     """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to."""
     m = manifest
     warn = warn or (lambda _s: None)
@@ -258,8 +259,9 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
         raise NoInputError(f"cannot open {path}: {exc.strerror or exc}") from None
-    http = HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout)
-    relay_client = make_relay(m, relay)
+    http = HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout, ca_bundle=ca_bundle,
+                      proxy=proxy)
+    relay_client = make_relay(m, relay, ca_bundle=ca_bundle)
     cancel = cancel or threading.Event()
     try:
         try:

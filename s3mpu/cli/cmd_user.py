@@ -53,10 +53,12 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
     if quiet:
         app.out.quiet = True
     m = load(manifest_file)
+    settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
+    result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
                     complete=not no_complete, progress=sink, relay=relay_url, manifest_path=manifest_file,
-                    warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout))
+                    warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout),
+                    ca_bundle=settings.ca_bundle, proxy=settings.proxy)
     from ..units import format_size
 
     if result.completed:
