@@ -34,8 +34,8 @@ def _json(status: int, data: dict[str, Any]) -> Response:
     return Response(json.dumps(data, separators=(",", ":")) + "\n", status=status, mimetype="application/json")
 
 
-def error_response(status: int, code: str, message: str, hint: str = "") -> Response:
-    body: dict[str, Any] = {"error": code, "message": message}
+def error_response(status: int, code: str, message: str, hint: str = "", **extra: Any) -> Response:
+    body: dict[str, Any] = {"error": code, "message": message, **extra}
     if hint:
         body["hint"] = hint
     rid = getattr(g, "rid", None)
@@ -165,10 +165,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
                 if status in (404, 409, 422):  # the seed's client knows one failure: 422
                     status = 422
                 g.log["error"] = code
-                resp = error_response(status, code, exc.message, exc.hint)
-                data = json.loads(resp.get_data())
-                data["status_code"] = status
-                return _json(status, data)
+                return error_response(status, code, exc.message, exc.hint, status_code=status)
 
     return app
 

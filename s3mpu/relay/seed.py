@@ -111,9 +111,12 @@ class SeedApi:
                 held = None  # gone: complete_upload tells "completed already" from "never existed"
             if held == []:
                 raise PartialError(f"upload {upload_id} has no parts yet", "Upload the parts, then complete.")
+            # The seed's client completes once every part is sent: what ListParts shows (1..N, no gap,
+            # equal sizes but the last) is the whole object.
             part_size = held[0]["size"] if held else 1
+            count = max(p["number"] for p in held) if held else MAX_PARTS
             identity = Identity(self.config.endpoint(), self.bucket, key, upload_id, limit, True, max(part_size, 1),
-                                MAX_PARTS, 0)
+                                count, 0)
             result = complete_upload(client, identity, object_size_header=self.config.object_size_header)
         log.info("seed complete s3://%s/%s upload=%s size=%d", self.bucket, key, upload_id, result["size"])
         return 200, {"status_code": 200, "etag": result["etag"], "size": result["size"], "key": key}
