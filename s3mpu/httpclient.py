@@ -9,6 +9,9 @@ Timeouts are the stall detector: the connect timeout also bounds each socket wri
 """
 from __future__ import annotations
 
+import os
+import select
+import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import S3mpuError
 from .s3errors import classify_http
@@ -24,6 +29,94 @@ from .s3errors import classify_http
 #: bytes handed to each ``socket.send``: large enough to keep Python out of the way.
 BLOCKSIZE = 1024 * 1024
 USER_AGENT = "s3mpu"
+
+
+class FileSegment:
+    """``count`` bytes of ``fd`` at ``offset``, as one item of a request body (see :class:`_SegmentSending`).
+
+    Why: a part's bytes go from the page cache to the socket with ``sendfile`` (no copy
+    through Python, GIL released); measured ~0.1 CPU s/GiB less than ``preadv`` +
+    ``sendall`` on loopback. ``buf`` serves the fallback when the socket cannot sendfile (TLS).
+    """
+
+    __slots__ = ("fd", "offset", "count", "buf")
+
+    def __init__(self, fd: int, offset: int, count: int, buf: memoryview) -> None:
+        self.fd, self.offset, self.count, self.buf = fd, offset, count, buf
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def send_to(self, sock: Any) -> int:
+        """Send the whole segment; returns the bytes the file gave (fewer means the file shrank)."""
+        if type(sock) is socket.socket:  # plain TCP: the kernel copies (sendfile); TLS objects are subclasses
+            return _sendfile(sock, self.fd, self.offset, self.count)
+        sent = 0
+        while sent < self.count:
+            want = min(self.count - sent, len(self.buf))
+            got = os.preadv(self.fd, [self.buf[:want]], self.offset + sent)
+            if got <= 0:
+                break
+            sock.sendall(self.buf[:got])
+            sent += got
+        return sent
+
+
+def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> int:
+    """``os.sendfile`` honouring the socket's timeout (a stall raises TimeoutError, an OSError propagates).
+
+    Not ``socket.sendfile``: on an early error it falls back to seek()+read() on a file
+    object, and the file's one descriptor is shared by every worker (offsets stay explicit).
+    """
+    timeout = sock.gettimeout()
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    wait_ms = None if timeout is None else max(1, int(timeout * 1000))
+    sent = 0
+    while sent < count:
+        if wait_ms is not None and not poller.poll(wait_ms):
+            raise TimeoutError(f"sending stalled for {timeout:g} s")
+        try:
+            n = os.sendfile(sock.fileno(), fd, offset + sent, count - sent)
+        except BlockingIOError:
+            continue
+        if n == 0:  # end of file
+            break
+        sent += n
+    return sent
+
+
+class ShortFileError(Exception):
+    """The local file gave fewer bytes than a segment needs (truncated while uploading)."""
+
+
+class _SegmentSending:
+    """Connection mixin: a :class:`FileSegment` body item is sent with sendfile, anything else as usual."""
+
+    def send(self, data: Any) -> None:
+        if isinstance(data, FileSegment):
+            if self.sock is None:  # type: ignore[attr-defined]
+                self.connect()  # type: ignore[attr-defined]
+            if data.send_to(self.sock) != data.count:  # type: ignore[attr-defined]
+                raise ShortFileError(f"file ended before byte {data.offset + data.count} (was it truncated?)")
+            return
+        super().send(data)  # type: ignore[misc]
+
+
+class _HTTPConnection(_SegmentSending, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_SegmentSending, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 @dataclass
@@ -61,6 +154,7 @@ class HttpClient:
         if ca_bundle:
             kw["ca_certs"] = ca_bundle
         self.pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
+        self.pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}  # FileSegment bodies
 
     def request(self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
         """Send one request and read the whole (small) answer. Network errors propagate as urllib3's."""

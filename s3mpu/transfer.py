@@ -22,14 +22,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
 
 from .errors import AccessDeniedError, DataError, S3mpuError, TempFailError
-from .httpclient import HttpClient, Reply
+from .httpclient import FileSegment, HttpClient, Reply, ShortFileError
 from .progress import NullProgress, ProgressSink
 from .ratelimit import TokenBucket
 from .s3errors import classify_http, retryable, xml_error
@@ -137,7 +137,12 @@ def hash_range(fd: int, offset: int, size: int, buf: bytearray, cancel: threadin
 
 
 class PartBody:
-    """A file-like view of one part for urllib3: reads at the part's offset, rate-limits, reports progress."""
+    """One part as a request body for urllib3: file segments at the part's offset, rate-limited, with progress.
+
+    It yields :class:`~s3mpu.httpclient.FileSegment` items that our connection class sends
+    with ``sendfile`` (the bytes never enter Python); progress is reported once a segment
+    is on the socket.
+    """
 
     def __init__(self, fd: int, offset: int, size: int, buf: bytearray, cancel: threading.Event,
                  limiter: TokenBucket | None, progress: ProgressSink, number: int, counter: Callable[[int], None]) -> None:
@@ -154,26 +159,18 @@ class PartBody:
         if self.cancel.wait(seconds):
             raise Cancelled()
 
-    def read(self, n: int = -1) -> memoryview | bytes:
-        if self.cancel.is_set():
-            raise Cancelled()
-        left = self.size - self.sent
-        if left <= 0:
-            return b""
-        want = min(left, len(self.view) if n is None or n < 0 else min(n, len(self.view)))
-        if self.limiter is not None:
-            self.limiter.acquire(want, sleep=self._sleep)
-        try:
-            got = os.preadv(self.fd, [self.view[:want]], self.offset + self.sent)
-        except OSError as exc:
-            raise LocalReadError(exc) from None
-        if got <= 0:
-            raise LocalReadError(OSError("file ended early (was it truncated?)"))
-        self.sent += got
-        self.counter(got)
-        self.progress.advance(got, self.number)
-        # urllib3 sends each chunk before asking for the next, so lending the buffer is safe.
-        return self.view[:got]
+    def __iter__(self) -> Iterator[FileSegment]:
+        step = len(self.view)
+        while self.sent < self.size:
+            if self.cancel.is_set():
+                raise Cancelled()
+            want = min(step, self.size - self.sent)
+            if self.limiter is not None:
+                self.limiter.acquire(want, sleep=self._sleep)
+            yield FileSegment(self.fd, self.offset + self.sent, want, self.view)
+            self.sent += want
+            self.counter(want)
+            self.progress.advance(want, self.number)
 
 
 class Transfer:
@@ -233,7 +230,7 @@ class Transfer:
             except Cancelled:
                 self._rollback(task.number, body.sent)
                 raise
-            except LocalReadError as exc:
+            except (LocalReadError, ShortFileError) as exc:
                 self._rollback(task.number, body.sent)
                 raise _Fatal(DataError(f"cannot read {self.describe(task.number)} from the file: {exc}")) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
