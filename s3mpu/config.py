@@ -221,8 +221,12 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
     return replace(s, config_file=str(path) if path and path.exists() else None)
 
 
-def s3_client(settings: Settings) -> Any:
-    """A botocore S3 client for these settings (boto3 is imported only here, on the admin side)."""
+def s3_client(settings: Settings, max_pool_connections: int = 10) -> Any:
+    """A botocore S3 client for these settings (boto3 is imported only here, on the admin side).
+
+    ``max_pool_connections`` should be at least the number of threads sharing the client (the
+    relay): botocore's default of 10 makes a busier relay drop and reopen connections.
+    """
     import boto3
     from botocore.config import Config
 
@@ -233,7 +237,7 @@ def s3_client(settings: Settings) -> Any:
     s3cfg: dict[str, Any] = {"addressing_style": settings.addressing}
     cfg = Config(signature_version=settings.signature_version, s3=s3cfg,
                  proxies={"http": settings.proxy, "https": settings.proxy} if settings.proxy else None,
-                 retries={"max_attempts": 5, "mode": "standard"})
+                 retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections)
     kwargs: dict[str, Any] = {"config": cfg, "region_name": settings.region or session.region_name or "us-east-1"}
     if settings.endpoint_url:
         kwargs["endpoint_url"] = settings.endpoint_url

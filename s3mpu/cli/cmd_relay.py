@@ -92,7 +92,9 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
         raise ConfigError("the relay needs a secret to check manifest tokens",
                           "Set S3MPU_RELAY_SECRET, relay_secret_file in the [s3mpu] config section, or --secret-file.")
     api_tokens = load_api_tokens(tokens_file) if tokens_file else ()
-    client = app.s3_client()
+    from ..config import s3_client
+
+    client = s3_client(settings, max_pool_connections=max(10, threads))
     require_credentials(client)
     config = RelayConfig(settings=settings, token_grace=token_grace, refresh_grace=refresh_grace,
                          max_refresh_expires=max_refresh_expires, max_body=max_body, api_tokens=api_tokens,

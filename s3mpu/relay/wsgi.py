@@ -41,7 +41,7 @@ def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
             kwargs[name] = parse(env[var])
     if env.get("S3MPU_RELAY_TOKENS"):
         kwargs["api_tokens"] = load_api_tokens(env["S3MPU_RELAY_TOKENS"])
-    client = s3_client(settings)
+    client = s3_client(settings, max_pool_connections=32)  # gunicorn gthread workers share it
     require_credentials(client)
     return RelayConfig(settings=settings, seed_bucket=env.get("S3MPU_RELAY_SEED_BUCKET") or None,
                        public_url=(env.get("S3MPU_RELAY_PUBLIC_URL") or "").rstrip("/") or None,
