@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,9 @@ def make_data(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     return _make
 from relay_fixtures import *  # noqa: E402,F401,F403 - relay_for, relay (relay engineer)
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_logged(no_secrets_in_logs: Any) -> Any:
+    """Every test, suite-wide: no relay token, URL signature or known secret reaches a log line."""
+    return no_secrets_in_logs
