@@ -14,7 +14,7 @@ from .params import SIZE
 @click.option("--size", type=SIZE, default="64M", show_default=True, help="Size of the demo file.")
 @click.option("--part-size", type=SIZE, help="Part size (default: auto).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parallel uploads.")
-@click.option("--progress", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True)
+@click.option("--progress", type=click.Choice(["auto", "rich", "plain", "tqdm", "none"]), default="auto", show_default=True)
 @json_option
 @click.pass_obj
 def demo(app: AppContext, size: int, part_size: int | None, jobs: int | None, progress: str) -> None:
@@ -33,7 +33,7 @@ def demo(app: AppContext, size: int, part_size: int | None, jobs: int | None, pr
     from ..demo import run_demo
     from .progress_rich import make_progress
 
-    sink = make_progress(app.out, progress)
+    sink = make_progress(app.out, progress, label="bigfile.bin")
     result = run_demo(size=size, part_size=part_size, jobs=jobs, progress=sink, say=app.out.info)
     if not result.verified:
         raise DataError(f"demo object {result.uri} does not match the file", "Please report this as a bug.")
