@@ -151,19 +151,35 @@ def admin_client(endpoint: str) -> Any:
 
 
 # -- measuring -------------------------------------------------------------------------------
+#: The measuring launcher: a bare interpreter (-S -I, nothing imported) that spawns the client and
+#: reports its wait4() rusage. Why not wait4 here: a child's ru_maxrss starts at the RSS of the
+#: process it was spawned from (Linux records the old mm's high-water mark at exec), and this
+#: script holds boto3 (~50 MiB), which would floor every client's "peak RSS". The launcher's own
+#: floor is measured (``rss_floor``) and printed.
+LAUNCHER = """
+import os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.monotonic()
+pid = os.posix_spawn(cmd[0], cmd, os.environ)
+_, status, ru = os.wait4(pid, 0)
+wall = time.monotonic() - t0
+with open(out, "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {wall} {ru.ru_utime} {ru.ru_stime} {ru.ru_maxrss}")
+"""
+
+
 def measure(cmd: list[str], env: dict[str, str], workdir: Path, server: Server | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to the end; wall, CPU of its whole process tree and its peak RSS (from wait4)."""
-    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    """Run ``cmd`` to the end; wall, CPU of its whole process tree and its peak RSS (see LAUNCHER)."""
+    out_path, err_path, res_path = workdir / "stdout.txt", workdir / "stderr.txt", workdir / "rusage.txt"
+    res_path.unlink(missing_ok=True)
     with out_path.open("wb") as out, err_path.open("wb") as err:
         s0 = server.cpu() if server else 0.0
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
+        subprocess.run([sys.executable, "-S", "-I", "-c", LAUNCHER, str(res_path), *cmd], env=env,
+                       stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir, check=True)
         s1 = server.cpu() if server else 0.0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": proc.returncode, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime,
-            "sys": ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "server_cpu": s1 - s0,
+    rc, wall, user, sys_, maxrss = res_path.read_text().split()
+    return {"rc": int(rc), "wall": float(wall), "cpu": float(user) + float(sys_), "user": float(user),
+            "sys": float(sys_), "rss_mib": int(maxrss) / 1024, "server_cpu": s1 - s0,
             "stdout": out_path.read_text(errors="replace"), "stderr": err_path.read_text(errors="replace")}
 
 
@@ -317,6 +333,10 @@ class Bench:
         return {"wall": statistics.median(r["wall"] for r in runs),
                 "python_startup": statistics.median(r["wall"] for r in bare)}
 
+    def rss_floor(self) -> float:
+        """Peak RSS reported for a do-nothing static-ish binary: the measurement's own floor."""
+        return measure(["/bin/true"], self.base_env(), self.workdir)["rss_mib"]
+
 
 # -- reporting -------------------------------------------------------------------------------
 def summarize(runs: dict[str, list[dict[str, Any]]], size: int) -> dict[str, dict[str, float]]:
@@ -365,7 +385,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n{size / MiB:.0f} MiB to {result['server']} on {result['platform']}, medians of {result['rounds']} "
           f"rounds (ratio = peer / s3mpu: > 1 means s3mpu is better)")
     print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
-          f" CPU and RSS are robust)\n")
+          f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB\n")
     head = (f"{'client':<8} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
             f"{'wall x':>7} {'CPU x':>6} {'RSS x':>6}")
     print(head)
@@ -439,13 +459,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_extras and "s3mpu" in tools:
             mint10k = bench.time_mint_10k()
             help_ = bench.time_help()
+        floor = bench.rss_floor()
         summary = summarize(runs, args.size)
         result = {"size": args.size, "rounds": args.rounds, "server": f"{args.server} serve s3"
                   if args.server == "rclone" else "moto server", "file_dir": str(workdir.parent),
                   "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
                   "summary": summary, "runs": runs, "mint_10k": mint10k, "help": help_,
                   "targets": targets(summary, mint10k, help_),
-                  "load_average": [load_before, os.getloadavg()[0]],
+                  "load_average": [load_before, os.getloadavg()[0]], "rss_floor_mib": floor,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if args.json:
             json.dump(result, sys.stdout, indent=1)
