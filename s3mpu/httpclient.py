@@ -9,6 +9,7 @@ Timeouts are the stall detector: the connect timeout also bounds each socket wri
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -49,9 +50,12 @@ class FileSegment:
 
     def send_to(self, sock: Any) -> int:
         """Send the whole segment; returns the bytes the file gave (fewer means the file shrank)."""
-        if type(sock) is socket.socket:  # plain TCP: the kernel copies (sendfile); TLS objects are subclasses
-            return _sendfile(sock, self.fd, self.offset, self.count)
         sent = 0
+        if type(sock) is socket.socket:  # plain TCP: the kernel copies (sendfile); TLS objects are subclasses
+            sent = _sendfile(sock, self.fd, self.offset, self.count)
+            if sent >= 0:
+                return sent
+            sent = 0  # this file cannot be sendfile'd (some FUSE/network filesystems): copy instead
         while sent < self.count:
             want = min(self.count - sent, len(self.buf))
             got = os.preadv(self.fd, [self.buf[:want]], self.offset + sent)
@@ -62,8 +66,13 @@ class FileSegment:
         return sent
 
 
+_NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+
+
 def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> int:
     """``os.sendfile`` honouring the socket's timeout (a stall raises TimeoutError, an OSError propagates).
+
+    Returns the bytes sent, or -1 when the file does not support sendfile (nothing was sent).
 
     Not ``socket.sendfile``: on an early error it falls back to seek()+read() on a file
     object, and the file's one descriptor is shared by every worker (offsets stay explicit).
@@ -80,6 +89,10 @@ def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> int:
             n = os.sendfile(sock.fileno(), fd, offset + sent, count - sent)
         except BlockingIOError:
             continue
+        except OSError as exc:
+            if sent == 0 and exc.errno in _NO_SENDFILE:
+                return -1
+            raise
         if n == 0:  # end of file
             break
         sent += n

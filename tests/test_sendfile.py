@@ -84,3 +84,22 @@ def test_sendfile_stall_raises_timeout(datafile: tuple[int, bytes]) -> None:
         FileSegment(fd, 0, 3 * 1024 * 1024, memoryview(bytearray(4096))).send_to(a)
     a.close()
     b.close()
+
+
+def test_file_without_sendfile_support_falls_back_to_copying() -> None:
+    """Some files refuse sendfile (EINVAL: /proc/self/environ here, some FUSE mounts): copy them instead."""
+    fd = os.open("/proc/self/environ", os.O_RDONLY)
+    try:
+        expected = os.pread(fd, 1 << 20, 0)
+        assert expected, "the test needs a non-empty environment"
+        a, b = socket.socketpair()
+        a.settimeout(10)
+        got = bytearray()
+        t = _drain(b, got)
+        sent = FileSegment(fd, 0, len(expected), memoryview(bytearray(64))).send_to(a)
+        a.close()
+        t.join(10)
+        b.close()
+        assert sent == len(expected) and bytes(got) == expected
+    finally:
+        os.close(fd)
