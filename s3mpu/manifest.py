@@ -176,10 +176,34 @@ def validate(data: Any) -> None:
     import jsonschema  # deferred: only loading a manifest pays for it
 
     validator = jsonschema.Draft202012Validator(schema())
+    parts = data.get("parts")
+    if isinstance(parts, list) and 1 < len(parts) <= 10_000 and all(map(_plainly_valid_part, parts)):
+        data = {**data, "parts": parts[:1]}  # the others are proven valid; jsonschema checks everything else
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = _json_path(error.absolute_path)
         raise ManifestError(f"manifest field {where}: {_short(error)}", where)
+
+
+_PART_KEYS = frozenset(("number", "offset", "size", "url", "md5"))
+_PART_REQUIRED = frozenset(("number", "offset", "size", "url"))
+_HEX = frozenset("0123456789abcdef")
+
+
+def _plainly_valid_part(p: Any) -> bool:
+    """A check *stricter* than the schema's ``parts`` items, in plain Python.
+
+    Why: jsonschema costs ~45 µs a part, half a second to load a 10,000-part manifest on every
+    ``put``/``status``/``complete``. Parts passing this check are valid for the schema too, so
+    only the rest of the document goes through jsonschema; anything unusual (a float number,
+    an upper-case MD5, ...) is simply left to jsonschema, so results and messages are unchanged.
+    """
+    if type(p) is not dict or not _PART_REQUIRED <= p.keys() <= _PART_KEYS:
+        return False
+    n, o, z, u, m = p["number"], p["offset"], p["size"], p["url"], p.get("md5")
+    return (type(n) is int and 1 <= n <= 10_000 and type(o) is int and o >= 0 and type(z) is int and z >= 0
+            and type(u) is str and u.startswith(("http://", "https://"))
+            and (m is None or (type(m) is str and len(m) == 32 and _HEX.issuperset(m))))
 
 
 def _json_path(path: Any) -> str:
