@@ -42,6 +42,9 @@ BUCKET = "s3mpu-bench"
 MiB = 1 << 20
 GiB = 1 << 30
 TOOLS = ["s3mpu", "aws", "s5cmd", "rclone", "s3cmd"]
+#: Optional extra row: ``s3mpu put --no-complete`` (the upload alone, no relay complete/HeadObject);
+#: the parts are checked with ListParts, then the upload is aborted.
+EXTRA_TOOLS = ["s3mpu-upload"]
 IN_VENV_FLAG = "S3MPU_BENCH_IN_VENV"
 
 
@@ -278,12 +281,25 @@ class Bench:
             raise RuntimeError(f"s3mpu mint failed ({r['rc']}): {r['stderr'].strip()}")
         return r
 
-    def run_s3mpu(self, key: str) -> dict[str, Any]:
+    def run_s3mpu(self, key: str, upload_only: bool = False) -> dict[str, Any]:
         manifest = self.workdir / f"{key}.json"
         self.mint(key, self.size, manifest)
         cmd = [str(self.bindir / "s3mpu"), "-q", "put", str(manifest), str(self.file), "--progress", "none"]
         if self.args.jobs:
             cmd += ["--jobs", str(self.args.jobs)]
+        if upload_only:
+            cmd.append("--no-complete")
+            r = measure(cmd, self.base_env(), self.workdir, self.server)
+            upload_id = json.loads(manifest.read_text())["upload_id"]
+            try:
+                listed = self.client.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id, MaxParts=1000)
+                held = sum(p["Size"] for p in listed.get("Parts", []))
+                if r["rc"] == 0 and held != self.size:
+                    raise RuntimeError(f"s3mpu-upload left {held} bytes of parts, expected {self.size}")
+            finally:
+                self.client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id)
+                manifest.unlink(missing_ok=True)
+            return r
         if self.args.complete == "direct":
             cmd.append("--no-complete")
         r = measure(cmd, self.base_env(), self.workdir, self.server)
@@ -298,6 +314,11 @@ class Bench:
 
     def run(self, tool: str, rnd: int) -> dict[str, Any]:
         key = f"{tool}-{rnd}.bin"
+        if tool == "s3mpu-upload":
+            r = self.run_s3mpu(key, upload_only=True)
+            if r["rc"] != 0:
+                raise RuntimeError(f"{tool} failed with exit {r['rc']}: {r['stderr'].strip()[-800:]}")
+            return {k: v for k, v in r.items() if k not in ("stdout", "stderr")}
         if tool == "s3mpu":
             r = self.run_s3mpu(key)
         else:
@@ -386,15 +407,15 @@ def print_table(result: dict[str, Any]) -> None:
           f"rounds (ratio = peer / s3mpu: > 1 means s3mpu is better)")
     print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
           f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB\n")
-    head = (f"{'client':<8} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
+    head = (f"{'client':<12} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
             f"{'wall x':>7} {'CPU x':>6} {'RSS x':>6}")
     print(head)
     print("-" * len(head))
-    for tool in TOOLS:
+    for tool in TOOLS + EXTRA_TOOLS:
         s = summary.get(tool)
         if not s:
             continue
-        print(f"{tool:<8} {s['wall']:>7.2f} {s['mib_s']:>7.0f} {s['cpu_per_gib']:>9.2f} {s['rss_mib']:>8.0f} "
+        print(f"{tool:<12} {s['wall']:>7.2f} {s['mib_s']:>7.0f} {s['cpu_per_gib']:>9.2f} {s['rss_mib']:>8.0f} "
               f"{s['server_cpu']:>9.2f} {s.get('wall_ratio', float('nan')):>7.2f} "
               f"{s.get('cpu_ratio', float('nan')):>6.2f} {s.get('rss_ratio', float('nan')):>6.2f}")
     if result.get("mint_10k"):
@@ -415,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=parse_size, default=GiB, help="file size (e.g. 512M, 1G; default 1G)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
     ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
-    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated subset of {','.join(TOOLS + EXTRA_TOOLS)} (s3mpu-upload: put --no-complete, "
+                         "the upload without the relay's complete and HeadObject)")
     ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
                     help="where the file and the server's data live (default /dev/shm, a RAM disk)")
     ap.add_argument("--jobs", type=int, help="s3mpu put --jobs (default: s3mpu's own)")
@@ -428,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
     args = ap.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = set(tools) - set(TOOLS)
+    unknown = set(tools) - set(TOOLS + EXTRA_TOOLS)
     if unknown:
         ap.error(f"unknown tools: {', '.join(sorted(unknown))}")
 
