@@ -34,15 +34,16 @@ Errors are :class:`S3mpuError` subclasses; ``err.exit_code`` is the CLI's exit s
 """
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    # verbs (mint, upload and plan are _Verb objects below)
-    "refresh": ("s3mpu.mint", "refresh"),
+    # verbs (the modules behind them are s3mpu.minting, s3mpu.uploading, s3mpu.planning)
+    "mint": ("s3mpu.api", "mint"),
+    "upload": ("s3mpu.api", "upload"),
+    "plan": ("s3mpu.api", "plan"),
+    "refresh": ("s3mpu.minting", "refresh"),
     "list_uploads": ("s3mpu.admin", "list_uploads"),
     "abort_upload": ("s3mpu.admin", "abort_upload"),
     "cleanup": ("s3mpu.admin", "cleanup"),
@@ -51,10 +52,10 @@ _LAZY = {
     "Part": ("s3mpu.manifest", "Part"),
     "load_manifest": ("s3mpu.manifest", "load"),
     "dump_manifest": ("s3mpu.manifest", "dump"),
-    "Plan": ("s3mpu.plan", "Plan"),
-    "load_plan": ("s3mpu.plan", "load_plan"),
-    "MintRequest": ("s3mpu.mint", "MintRequest"),
-    "UploadResult": ("s3mpu.upload", "UploadResult"),
+    "Plan": ("s3mpu.planning", "Plan"),
+    "load_plan": ("s3mpu.planning", "load_plan"),
+    "MintRequest": ("s3mpu.minting", "MintRequest"),
+    "UploadResult": ("s3mpu.uploading", "UploadResult"),
     "UploadInfo": ("s3mpu.admin", "UploadInfo"),
     "CallbackProgress": ("s3mpu.api", "CallbackProgress"),
     # configuration
@@ -74,65 +75,6 @@ _LAZY = {
 }
 
 
-class _Verb:
-    """``s3mpu.mint``, ``s3mpu.upload`` and ``s3mpu.plan``: the API function *and* the submodule.
-
-    Why: the API verbs share their names with the submodules ``s3mpu/mint.py``, ``upload.py``
-    and ``plan.py``, and importing a submodule rebinds the package attribute. This object is
-    callable (the function in :mod:`s3mpu.api`) and forwards attribute access to the submodule,
-    so ``s3mpu.upload(...)``, ``s3mpu.upload.UploadResult``, ``import s3mpu.upload as u`` and
-    ``monkeypatch.setattr("s3mpu.upload.upload", ...)`` all keep working.
-    """
-
-    __slots__ = ("_verb",)
-
-    def __init__(self, name: str) -> None:
-        object.__setattr__(self, "_verb", name)
-
-    @property
-    def __wrapped__(self) -> Any:  # inspect.signature() and help() follow this
-        import importlib
-
-        return getattr(importlib.import_module("s3mpu.api"), self._verb)
-
-    @property
-    def __doc__(self) -> str | None:  # type: ignore[override]
-        return self.__wrapped__.__doc__
-
-    @property
-    def __name__(self) -> str:
-        return self._verb
-
-    def _module(self) -> Any:
-        import importlib
-
-        return importlib.import_module(f"s3mpu.{self._verb}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__wrapped__(*args, **kwargs)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._module(), attr)
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        setattr(self._module(), attr, value)
-
-    def __delattr__(self, attr: str) -> None:
-        delattr(self._module(), attr)
-
-    def __dir__(self) -> list[str]:
-        return dir(self._module())
-
-    def __repr__(self) -> str:
-        return f"<s3mpu.{self._verb}: function s3mpu.api.{self._verb}, module s3mpu/{self._verb}.py>"
-
-
-mint = _Verb("mint")
-upload = _Verb("upload")
-plan = _Verb("plan")
-_VERBS = frozenset({"mint", "upload", "plan"})
-
-
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
@@ -148,15 +90,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-class _Package(types.ModuleType):
-    """Keeps the verbs bound when their submodules are imported (the import system rebinds them)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _VERBS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-__all__ = ["__version__", "mint", "upload", "plan", *_LAZY]
+__all__ = ["__version__", *_LAZY]

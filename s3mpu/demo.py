@@ -72,9 +72,9 @@ def run_demo(size: int = 64 * MiB, part_size: int | None = None, jobs: int | Non
         raise ConfigError("the demo needs the embedded S3 server (moto)",
                           "Install it with: pip install 's3mpu[demo]'") from None
     from .config import Settings, s3_client
-    from .mint import MintRequest, mint
+    from .minting import MintRequest, mint
     from .relay.server import start_relay
-    from .upload import upload
+    from .uploading import upload
 
     # moto's werkzeug logs every request line, presigned signatures included: keep it quiet.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -10,7 +10,7 @@ Why this shape:
   refused URL or a data error stops every worker at once, because it will hit every part.
 - Cancellation (Ctrl-C, a fatal error) is one ``threading.Event`` checked between chunks
   and used for every sleep, so workers stop within one chunk.
-- Policy (which parts, journal, completion) lives in :mod:`s3mpu.upload`; this module only
+- Policy (which parts, journal, completion) lives in :mod:`s3mpu.uploading`; this module only
   moves bytes and reports facts through callbacks and a :class:`~s3mpu.progress.ProgressSink`.
 """
 from __future__ import annotations

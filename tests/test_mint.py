@@ -10,7 +10,7 @@ import urllib3
 
 from s3mpu import token as tokens
 from s3mpu.errors import UsageError
-from s3mpu.mint import MintRequest, mint, refresh
+from s3mpu.minting import MintRequest, mint, refresh
 from servers import S3Server
 
 MiB = 1 << 20

@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 
 from s3mpu.layout import PartSpan, plan_parts
-from s3mpu.mint import MintRequest, mint
+from s3mpu.minting import MintRequest, mint
 from s3mpu.presign import Presigner, b64_md5
 
 MiB = 1 << 20

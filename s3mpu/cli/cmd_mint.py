@@ -54,7 +54,7 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
       s3mpu mint --refresh raw.json --expires 3d -o raw-new.json
     """
     from .. import manifest as manifests
-    from ..mint import MintRequest, mint as do_mint, refresh
+    from ..minting import MintRequest, mint as do_mint, refresh
 
     _check_output(output)
     settings = app.settings
@@ -69,7 +69,7 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
         raise click.UsageError("mint needs s3://BUCKET/KEY (or --refresh MANIFEST)")
     md5s = sha256 = None
     if plan_file:
-        from ..plan import load_plan
+        from ..planning import load_plan
 
         plan = load_plan(plan_file)
         if size is not None or max_size is not None:
@@ -153,7 +153,7 @@ def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None
       s3mpu plan raw.mov --part-size 64M -o raw.plan.json
       s3mpu mint s3://media/raw.mov --plan raw.plan.json -o raw.json   # admin
     """
-    from ..plan import dump_plan, make_plan
+    from ..planning import dump_plan, make_plan
     from ..units import format_size
 
     p = _hash_with_progress(app, file, part_size or app.settings.part_size, make_plan)

@@ -161,7 +161,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     from .. import manifest as manifests
     from ..errors import AccessDeniedError, NoInputError, S3mpuError, UsageError
     from ..relay.client import RelayClient
-    from ..upload import upload
+    from ..uploading import upload
     from .cmd_mint import _kv
     from .progress_rich import make_progress
 

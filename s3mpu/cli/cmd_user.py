@@ -1,6 +1,6 @@
 """The user side: ``put``, ``complete``, ``status`` and ``abort`` of one manifest's upload.
 
-Thin Click wrappers: policy is in :mod:`s3mpu.upload`, bytes in :mod:`s3mpu.transfer`.
+Thin Click wrappers: policy is in :mod:`s3mpu.uploading`, bytes in :mod:`s3mpu.transfer`.
 ``put`` never imports boto3 (the user has no credentials; start-up time matters).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
       s3mpu -q put raw.json raw.mov --json                       # from cron
     """
     from ..manifest import load
-    from ..upload import upload
+    from ..uploading import upload
     from .progress_rich import make_progress
 
     if quiet:
@@ -126,7 +126,7 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
     """
     from ..errors import ConfigError
     from ..manifest import load
-    from ..upload import complete_via_relay, make_relay, verify_completed
+    from ..uploading import complete_via_relay, make_relay, verify_completed
 
     m = load(manifest_file)
     md5s, size = _journal_md5s(m)
@@ -173,7 +173,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
     from ..journal import journal_path, read
     from ..manifest import load
     from ..units import format_duration, format_size
-    from ..upload import check_file, make_relay
+    from ..uploading import check_file, make_relay
 
     m = load(manifest_file)
     header, jparts = read(journal_path(m.upload_id))
@@ -211,7 +211,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
             "seconds_left": int(left), "parts_expected": len(want), "parts_journal": sorted(journalled),
             "parts_server": sorted(on_server) if server is not None else None, "server_source": source,
             "parts_missing": missing, "problems": problems}
-    from ..upload import _ranges
+    from ..uploading import _ranges
 
     lines = [f"object      {m.uri} (upload {m.upload_id[:24]}{'...' if len(m.upload_id) > 24 else ''})",
              f"expires     {m.expires_at} ("
@@ -243,7 +243,7 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
     from ..httpclient import HttpClient
     from ..manifest import load
     from ..s3errors import classify_http, xml_error
-    from ..upload import make_relay
+    from ..uploading import make_relay
 
     m = load(manifest_file)
     errors: list[S3mpuError] = []

@@ -18,7 +18,7 @@ from typing import Any
 from ..completion import complete_upload, list_parts
 from ..errors import AccessDeniedError, NoInputError, PartialError, UsageError
 from ..layout import MAX_OBJECT_SIZE, MAX_PARTS, PartSpan
-from ..mint import expires_in
+from ..minting import expires_in
 from ..presign import Presigner
 from ..s3errors import classify_boto
 from ..token import Identity

@@ -152,7 +152,7 @@ class RelayService:
         expires = min(expires, cap)
         from ..layout import plan_parts
         from ..manifest import Manifest, Part
-        from ..mint import refresh
+        from ..minting import refresh
 
         client = self.config.s3()
         with upstream("checking the upload"):
@@ -174,7 +174,7 @@ class RelayService:
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
         """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
         from .config import find_api_token
-        from ..mint import MintRequest, mint
+        from ..minting import MintRequest, mint
 
         if not self.config.api_tokens:
             raise AccessDeniedError("online minting is not enabled on this relay",
@@ -216,7 +216,7 @@ def _expires(value: Any, now: datetime) -> datetime | None:
 
 
 def _mint_request(body: Mapping[str, Any]) -> Any:
-    from ..mint import MintRequest
+    from ..minting import MintRequest
 
     def opt_int(name: str) -> int | None:
         v = body.get(name)

@@ -31,7 +31,7 @@ def _uploads(s3, bucket: str) -> list:
 
 
 def test_mint_upload_complete(s3, make_data) -> None:
-    from s3mpu.upload import upload
+    from s3mpu.uploading import upload
 
     bucket = s3.bucket()
     path = make_data(9 * MiB + 3, seed=4)
