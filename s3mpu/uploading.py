@@ -22,16 +22,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import urllib3
-
 from .errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
                      TempFailError, UsageError)
-from .httpclient import HttpClient, ListedParts, list_parts
+from .httpclient import HttpClient
 from .journal import FileIdentity, Journal, journal_path
 from .manifest import Manifest, Part
 from .progress import NullProgress, ProgressSink
 from .ratelimit import TokenBucket
 from .transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
+from .resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
 from .units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
 
 DEFAULT_JOBS = 8
@@ -66,11 +65,6 @@ class UploadResult:
 def composite_etag(md5_hexes: Sequence[str]) -> str:
     """S3's multipart ETag: MD5 of the concatenated binary part MD5s, ``-N``."""
     return hashlib.md5(b"".join(bytes.fromhex(h) for h in md5_hexes)).hexdigest() + f"-{len(md5_hexes)}"
-
-
-def _commands(manifest_path: str | None, file_path: str) -> tuple[str, str]:
-    mp = manifest_path or "MANIFEST"
-    return mp, f"s3mpu put {mp} {file_path}"
 
 
 def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
@@ -130,98 +124,6 @@ def file_parts(m: Manifest, size: int, subset: Sequence[int] | str | None) -> tu
     return every, [p for p in every if p.number in wanted]
 
 
-@dataclass
-class Preflight:
-    server_now: datetime | None
-    skew: float | None
-    listed: ListedParts | None
-
-
-def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_path: str,
-              attempts: int = 3, sleep: Callable[[float], Any] = time.sleep) -> Preflight:
-    """One cheap presigned request before any byte: server clock, URL validity, parts held."""
-    refresh_hint = _expired_hint(manifest_path, file_path)
-    last: Exception | None = None
-    for i in range(max(1, attempts)):
-        try:
-            listed = None
-            if m.list_parts_url:
-                try:
-                    listed = list_parts(http, m.list_parts_url)
-                except TempFailError:
-                    listed = None  # no ListParts on this server (s3rver: 405) or a 5xx: go on without it
-            if listed is not None:
-                date = listed.date
-            else:
-                listed = None
-                date = http.request("HEAD", m.endpoint).date
-            local = datetime.now(timezone.utc)
-            skew = (local - date).total_seconds() if date else None
-            return Preflight(date, skew, listed)
-        except AccessDeniedError as exc:
-            if "expired" in exc.message or datetime.now(timezone.utc) >= m.expires:
-                raise AccessDeniedError(exc.message + "; nothing was sent", refresh_hint) from None
-            raise
-        except TempFailError as exc:
-            last = exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            last = TempFailError(f"cannot reach S3 at {m.endpoint} ({_reason(exc)})",
-                                 "Check the network (and any proxy), then re-run the same command.")
-        if i + 1 < attempts:
-            sleep(0.5 * 2**i)
-    assert last is not None
-    raise last
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason).split(": ", 1)[-1][:160]
-
-
-def _expired_hint(manifest_path: str | None, file_path: str) -> str:
-    mp, put = _commands(manifest_path, file_path)
-    return (f"Ask the admin to run: s3mpu mint --refresh {mp} -o NEW.json ; then resume with: "
-            f"{put.replace(mp, 'NEW.json', 1)}")
-
-
-def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[str, Any]], fd: int,
-                       journal: Journal, cancel: threading.Event | None = None) -> set[int]:
-    """Parts S3 holds whose size and ETag match the local MD5: journal them, return their numbers."""
-    by_number = {p.number: p for p in parts}
-    done: set[int] = set()
-    buf = bytearray(CHUNK)
-    for h in held:
-        p = by_number.get(int(h.get("number", 0)))
-        if p is None or int(h.get("size", -1)) != p.size:
-            continue
-        md5 = hash_range(fd, p.offset, p.size, buf, cancel)
-        if md5 == str(h.get("etag", "")).strip('"').lower():
-            journal.record(p.number, p.size, md5)
-            done.add(p.number)
-    return done
-
-
-def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], None]) -> list[dict[str, Any]] | None:
-    """Which parts S3 holds: the preflight's presigned listing when it is whole, else the relay's status.
-
-    The listing is already in hand (preflight fetched it straight from S3), so asking the relay
-    too would only add a round trip and a dependency on the relay being up.
-    """
-    if pre.listed is not None and pre.listed.complete:
-        return pre.listed.parts
-    if relay is not None and m.relay and m.relay.token:
-        try:
-            st = relay.status(m.relay.token)
-            return list(st.get("parts") or [])
-        except S3mpuError as exc:
-            warn(f"relay status failed ({exc.message}); using the manifest's ListParts URL")
-    if pre.listed is not None:
-        if not pre.listed.complete:
-            warn("the server's part listing was cut short; parts beyond it will be sent again")
-        return pre.listed.parts
-    return None
-
-
 def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None = None) -> Any:
     """A RelayClient for ``relay`` (client object or URL) or the manifest's relay; None without one."""
     if relay is not None and not isinstance(relay, str):
@@ -250,7 +152,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
     rate = parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate
     progress = progress or NullProgress()
     file_path = str(path)
-    mp, put_cmd = _commands(manifest_path, file_path)
+    mp, put_cmd = next_commands(manifest_path, file_path)
     started = time.monotonic()
 
     ident = check_file(m, path)  # 66/65 before anything else, before any network
@@ -283,7 +185,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         server_now = pre.server_now or datetime.now(timezone.utc)
         if server_now >= m.expires:
             raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time {utc_iso(server_now)}); "
-                                    "nothing was sent", _expired_hint(manifest_path, file_path))
+                                    "nothing was sent", expired_hint(manifest_path, file_path))
 
         journal = Journal.open(m.upload_id, m.bucket, m.key, ident, state_dir)
         if journal.stale:
@@ -467,10 +369,10 @@ def _explain(err: S3mpuError, m: Manifest, manifest_path: str | None, file_path:
     """Add the exact next command to an error that stopped the transfer."""
     if isinstance(err, AccessDeniedError):
         if "expired" in err.message:
-            return AccessDeniedError(err.message, _expired_hint(manifest_path, file_path))
+            return AccessDeniedError(err.message, expired_hint(manifest_path, file_path))
         if datetime.now(timezone.utc) >= m.expires:
             return AccessDeniedError(f"{err.message}; the manifest expired at {m.expires_at}",
-                                     _expired_hint(manifest_path, file_path))
+                                     expired_hint(manifest_path, file_path))
     return err
 
 
@@ -485,4 +387,4 @@ def _ranges(numbers: Sequence[int]) -> str:
 
 
 __all__ = ["UploadResult", "upload", "check_file", "complete_via_relay", "verify_completed", "composite_etag",
-           "preflight", "resume_from_server", "PartDone"]
+           "PartDone"]

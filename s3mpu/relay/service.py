@@ -174,7 +174,7 @@ class RelayService:
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
         """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
         from .config import find_api_token
-        from ..minting import MintRequest, mint
+        from ..minting import mint
 
         if not self.config.api_tokens:
             raise AccessDeniedError("online minting is not enabled on this relay",

@@ -1,0 +1,122 @@
+"""Before and on resuming an upload: one cheap look at the server, and which parts it already holds.
+
+Split from :mod:`s3mpu.uploading` (which decides what to send) because these steps talk to the
+server before any byte goes out: the presigned ListParts request gives the server's clock (for
+skew and expiry warnings), proves the URLs still work (an expired manifest stops here with
+nothing sent), and, when the local journal is lost, tells which parts S3 holds. A held part
+is trusted only when its size and ETag match the local file's MD5.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import urllib3
+
+from .errors import AccessDeniedError, S3mpuError, TempFailError
+from .httpclient import HttpClient, ListedParts, list_parts
+from .journal import Journal
+from .manifest import Manifest, Part
+from .transfer import CHUNK, hash_range
+
+
+def next_commands(manifest_path: str | None, file_path: str) -> tuple[str, str]:
+    mp = manifest_path or "MANIFEST"
+    return mp, f"s3mpu put {mp} {file_path}"
+
+
+
+@dataclass
+class Preflight:
+    server_now: datetime | None
+    skew: float | None
+    listed: ListedParts | None
+
+
+def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_path: str,
+              attempts: int = 3, sleep: Callable[[float], Any] = time.sleep) -> Preflight:
+    """One cheap presigned request before any byte: server clock, URL validity, parts held."""
+    refresh_hint = expired_hint(manifest_path, file_path)
+    last: Exception | None = None
+    for i in range(max(1, attempts)):
+        try:
+            listed = None
+            if m.list_parts_url:
+                try:
+                    listed = list_parts(http, m.list_parts_url)
+                except TempFailError:
+                    listed = None  # no ListParts on this server (s3rver: 405) or a 5xx: go on without it
+            if listed is not None:
+                date = listed.date
+            else:
+                listed = None
+                date = http.request("HEAD", m.endpoint).date
+            local = datetime.now(timezone.utc)
+            skew = (local - date).total_seconds() if date else None
+            return Preflight(date, skew, listed)
+        except AccessDeniedError as exc:
+            if "expired" in exc.message or datetime.now(timezone.utc) >= m.expires:
+                raise AccessDeniedError(exc.message + "; nothing was sent", refresh_hint) from None
+            raise
+        except TempFailError as exc:
+            last = exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            last = TempFailError(f"cannot reach S3 at {m.endpoint} ({_reason(exc)})",
+                                 "Check the network (and any proxy), then re-run the same command.")
+        if i + 1 < attempts:
+            sleep(0.5 * 2**i)
+    assert last is not None
+    raise last
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason).split(": ", 1)[-1][:160]
+
+
+def expired_hint(manifest_path: str | None, file_path: str) -> str:
+    mp, put = next_commands(manifest_path, file_path)
+    return (f"Ask the admin to run: s3mpu mint --refresh {mp} -o NEW.json ; then resume with: "
+            f"{put.replace(mp, 'NEW.json', 1)}")
+
+
+def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[str, Any]], fd: int,
+                       journal: Journal, cancel: threading.Event | None = None) -> set[int]:
+    """Parts S3 holds whose size and ETag match the local MD5: journal them, return their numbers."""
+    by_number = {p.number: p for p in parts}
+    done: set[int] = set()
+    buf = bytearray(CHUNK)
+    for h in held:
+        p = by_number.get(int(h.get("number", 0)))
+        if p is None or int(h.get("size", -1)) != p.size:
+            continue
+        md5 = hash_range(fd, p.offset, p.size, buf, cancel)
+        if md5 == str(h.get("etag", "")).strip('"').lower():
+            journal.record(p.number, p.size, md5)
+            done.add(p.number)
+    return done
+
+
+def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], None]) -> list[dict[str, Any]] | None:
+    """Which parts S3 holds: the preflight's presigned listing when it is whole, else the relay's status.
+
+    The listing is already in hand (preflight fetched it straight from S3), so asking the relay
+    too would only add a round trip and a dependency on the relay being up.
+    """
+    if pre.listed is not None and pre.listed.complete:
+        return pre.listed.parts
+    if relay is not None and m.relay and m.relay.token:
+        try:
+            st = relay.status(m.relay.token)
+            return list(st.get("parts") or [])
+        except S3mpuError as exc:
+            warn(f"relay status failed ({exc.message}); using the manifest's ListParts URL")
+    if pre.listed is not None:
+        if not pre.listed.complete:
+            warn("the server's part listing was cut short; parts beyond it will be sent again")
+        return pre.listed.parts
+    return None
