@@ -5,6 +5,7 @@ classification goes by the S3 error ``<Code>`` in the XML body first and the sta
 """
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -25,8 +26,8 @@ def xml_error(body: bytes) -> tuple[str, str]:
     """``(code, message)`` from an S3 XML error body; empty strings when there is none."""
     code = _CODE_RE.search(body or b"")
     msg = _MSG_RE.search(body or b"")
-    return (code.group(1).decode("utf-8", "replace") if code else "",
-            msg.group(1).decode("utf-8", "replace") if msg else "")
+    return (html.unescape(code.group(1).decode("utf-8", "replace")) if code else "",
+            html.unescape(msg.group(1).decode("utf-8", "replace")) if msg else "")  # &#39; -> '  in messages
 
 
 def is_expired(code: str, message: str) -> bool:
