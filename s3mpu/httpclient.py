@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -229,12 +230,17 @@ def _with_marker(url: str, marker: str) -> str:
     return urlunsplit((s.scheme, s.netloc, s.path, urlencode(q), ""))
 
 
-def list_parts(http: HttpClient, url: str, what: str = "listing the uploaded parts") -> ListedParts:
-    """All parts S3 holds, through the manifest's presigned ListParts URL.
+def list_parts(http: HttpClient, url: str, what: str = "listing the uploaded parts",
+               pages: Sequence[str] = ()) -> ListedParts:
+    """All parts S3 holds, through the manifest's presigned ListParts URL(s).
 
-    Pagination needs ``part-number-marker`` in the query, which is outside the signature:
-    servers that check signatures refuse it, so a listing cut short is reported as
-    ``complete=False`` (the caller then simply re-uploads what it cannot see).
+    Pagination needs ``part-number-marker`` in the query, which is inside the signature: a
+    marker appended afterwards is refused by servers that check signatures. So manifests of
+    more than 1000 parts carry ``pages`` presigned at markers 1000, 2000, ...; when a page is
+    truncated the next one is the presigned page with the largest marker not beyond S3's
+    ``NextPartNumberMarker`` (parts listed twice are merged). Without one, the unsigned marker
+    is tried, and a listing still cut short is reported as ``complete=False`` (the caller then
+    simply re-uploads what it cannot see).
     """
     out = ListedParts()
     reply = http.request("GET", url)
@@ -242,16 +248,30 @@ def list_parts(http: HttpClient, url: str, what: str = "listing the uploaded par
     if reply.status != 200:
         raise classify_http(reply.status, reply.body, what)
     parts, truncated, marker = parse_list_parts(reply.body)
-    out.parts.extend(parts)
-    seen = 0
-    while truncated and marker and seen < 20:
-        seen += 1
-        reply = http.request("GET", _with_marker(url, marker))
-        if reply.status != 200:
-            out.complete = False
+    by_number = {int(p["number"]): p for p in parts}
+    signed = sorted(((_page_marker(u), u) for u in pages), key=lambda mu: mu[0])
+    used: set[str] = set()
+    for _ in range(20):
+        if not (truncated and marker):
             break
-        parts, truncated, marker = parse_list_parts(reply.body)
-        out.parts.extend(parts)
-    else:
-        out.complete = not truncated
+        page = max((u for m, u in signed if m <= int(marker) and u not in used), key=_page_marker, default=None)
+        if page is not None:
+            used.add(page)
+        reply = http.request("GET", page or _with_marker(url, marker))
+        if reply.status != 200:
+            break
+        parts, truncated, next_marker = parse_list_parts(reply.body)
+        by_number.update((int(p["number"]), p) for p in parts)
+        if next_marker == marker and truncated:
+            break  # no progress: stop rather than loop
+        marker = next_marker
+    out.parts.extend(by_number[n] for n in sorted(by_number))
+    out.complete = not (truncated and marker)
     return out
+
+
+def _page_marker(url: str) -> int:
+    for k, v in parse_qsl(urlsplit(url).query):
+        if k.lower() == "part-number-marker" and v.isdigit():
+            return int(v)
+    return 0

@@ -65,6 +65,8 @@ class Manifest:
     relay: Relay | None = None
     list_parts_url: str | None = None
     abort_url: str | None = None
+    #: further ListParts pages (markers 1000, 2000, ...) for uploads of more than 1000 parts
+    list_parts_pages: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
     signature_version: str = "s3v4"
     sha256: str | None = None
@@ -114,7 +116,10 @@ class Manifest:
         order = ["format", "endpoint", "region", "bucket", "key", "upload_id", "size", "size_is_max", "part_size",
                  "created_at", "expires_at", "content_type", "metadata", "signature_version", "sha256", "parts",
                  "relay", "list_parts_url", "abort_url"]
-        return {k: d[k] for k in order}
+        out = {k: d[k] for k in order}
+        if self.list_parts_pages:  # only large uploads carry it: small manifests keep SPEC §3's shape
+            out["list_parts_pages"] = list(self.list_parts_pages)
+        return out
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.to_dict(), indent=indent) + "\n"
@@ -127,6 +132,8 @@ class Manifest:
         for k in ("list_parts_url", "abort_url"):
             if d[k]:
                 d[k] = redact_url(d[k])
+        if "list_parts_pages" in d:
+            d["list_parts_pages"] = [redact_url(u) for u in d["list_parts_pages"]]
         if d["relay"] and d["relay"].get("token"):
             d["relay"]["token"] = redact_token(d["relay"]["token"])
         return d
@@ -143,6 +150,7 @@ class Manifest:
             parts=parts, content_type=data.get("content_type"),
             relay=Relay(relay.get("url"), relay.get("token")) if relay else None,
             list_parts_url=data.get("list_parts_url"), abort_url=data.get("abort_url"),
+            list_parts_pages=tuple(data.get("list_parts_pages") or ()),
             metadata=dict(data.get("metadata") or {}), signature_version=data.get("signature_version", "s3v4"),
             sha256=data.get("sha256"),
         )

@@ -113,6 +113,7 @@ def _build(client: Any, req: MintRequest, upload_id: str, spans: list[Any], size
                  size_is_max=is_max, part_size=part_size, created_at=utc_iso(now), expires_at=utc_iso(expires),
                  parts=parts, content_type=req.content_type, relay=None,
                  list_parts_url=presigner.list_parts_url(), abort_url=presigner.abort_url(), metadata=metadata,
+                 list_parts_pages=tuple(presigner.list_parts_pages(len(parts))),
                  signature_version=signature_version, sha256=req.sha256)
     if req.relay_url:
         assert relay_secret
@@ -131,6 +132,7 @@ def refresh(client: Any, old: Manifest, *, expires: datetime | None = None, rela
                                if any(p.md5 for p in old.parts) else None)
     parts = tuple(Part(p.number, p.offset, p.size, u, p.md5) for p, u in zip(old.parts, urls, strict=True))
     m = old.with_updates(parts=parts, expires_at=utc_iso(new_expires), list_parts_url=presigner.list_parts_url(),
+                         list_parts_pages=tuple(presigner.list_parts_pages(len(parts))),
                          abort_url=presigner.abort_url())
     url = relay_url or (old.relay.url if old.relay else None)
     if url and relay_secret:

@@ -34,6 +34,10 @@ def b64_md5(hex_md5: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_md5)).decode("ascii")
 
 
+#: S3 returns at most this many parts per ListParts page.
+LIST_PAGE = 1000
+
+
 class Presigner:
     """Presigns the calls of one multipart upload for ``expires_in`` seconds."""
 
@@ -93,8 +97,17 @@ class Presigner:
             headers["Content-MD5"] = b64_md5(md5_hex)
         return headers
 
-    def list_parts_url(self) -> str:
-        return self._url("list_parts")
+    def list_parts_url(self, marker: int | None = None) -> str:
+        """ListParts, optionally from ``part-number-marker`` (signed into the URL, so strict servers accept it)."""
+        return self._url("list_parts", PartNumberMarker=marker) if marker else self._url("list_parts")
+
+    def list_parts_pages(self, parts: int) -> list[str]:
+        """One listing URL per further page of 1000 parts (S3's page size), for uploads of more than 1000 parts.
+
+        A presigned URL cannot be paged by adding ``part-number-marker`` afterwards (the query is
+        signed), so the pages are presigned up front at markers 1000, 2000, ...
+        """
+        return [self.list_parts_url(marker) for marker in range(LIST_PAGE, parts, LIST_PAGE)]
 
     def abort_url(self) -> str:
         return self._url("abort_multipart_upload")

@@ -47,7 +47,7 @@ def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_pat
             listed = None
             if m.list_parts_url:
                 try:
-                    listed = list_parts(http, m.list_parts_url)
+                    listed = list_parts(http, m.list_parts_url, pages=m.list_parts_pages)
                 except TempFailError:
                     listed = None  # no ListParts on this server (s3rver: 405) or a 5xx: go on without it
             if listed is not None:

@@ -194,7 +194,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
     if server is None and m.list_parts_url:
         http = HttpClient(1)
         try:
-            server, source = list_parts(http, m.list_parts_url).parts, "list_parts_url"
+            server, source = list_parts(http, m.list_parts_url, pages=m.list_parts_pages).parts, "list_parts_url"
         except S3mpuError as exc:
             problems.append(f"ListParts: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - network errors: reported, not fatal for a status
