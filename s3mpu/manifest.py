@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cache
@@ -255,15 +256,19 @@ def _check_layout(m: Manifest) -> None:
 
 
 # -- files --------------------------------------------------------------------------------
+def parse_json(text: str | bytes, source: str, kind: str, error: Callable[[str], Exception]) -> Any:
+    """JSON of a handed-over document (manifest, plan): damage gives ``error`` (exit 65), never a traceback."""
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{source} is not valid JSON ({_json_err(exc)}); it may be truncated") from None
+    except RecursionError:
+        raise error(f"{source} is nested too deeply to be a {kind}") from None
+
+
 def loads(text: str | bytes, source: str = "manifest") -> Manifest:
     """Parse and validate manifest text."""
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{source} is not valid JSON ({_json_err(exc)}); it may be truncated") from None
-    except RecursionError:
-        raise ManifestError(f"{source} is nested too deeply to be a manifest") from None
-    return Manifest.from_dict(data)
+    return Manifest.from_dict(parse_json(text, source, "manifest", ManifestError))
 
 
 def _json_err(exc: Exception) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import DataError, NoInputError
 from .layout import PartSpan, auto_part_size, plan_parts
+from .manifest import parse_json
 from .units import utc_iso
 
 FORMAT = "s3mpu.plan/1"
@@ -179,13 +180,7 @@ def _short(v: Any) -> str:
 
 
 def loads(text: str | bytes, source: str = "plan") -> Plan:
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{source} is not valid JSON ({str(exc).splitlines()[0][:120]}); it may be truncated") from None
-    except RecursionError:
-        raise PlanError(f"{source} is nested too deeply to be a plan") from None
-    return Plan.from_dict(data)
+    return Plan.from_dict(parse_json(text, source, "plan", PlanError))
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
