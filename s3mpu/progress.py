@@ -154,7 +154,8 @@ class PlainProgress:
         elapsed = self.clock() - m.started
         sent = m.done - m.resumed
         rate = sent / elapsed if elapsed > 0 else 0.0
-        self._write(f"sent {format_size(sent)} in {format_duration(elapsed)} ({format_size(rate)}/s), "
+        took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)  # "0s" for a fast upload says nothing
+        self._write(f"sent {format_size(sent)} in {took} ({format_size(rate)}/s), "
                     f"parts {m.parts_done}/{m.parts_total}")
 
     def _write(self, text: str) -> None:

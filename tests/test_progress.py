@@ -32,7 +32,7 @@ def test_plain_prints_one_line_per_interval_without_control_chars() -> None:
     assert 9 <= len(lines) - 2 <= 11
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
     assert "2.0 MiB/s" in lines[5]
-    assert lines[-1].startswith("sent 100.0 MiB in 50s (2.0 MiB/s), parts 10/10")
+    assert lines[-1].startswith("sent 100.0 MiB in 50.0s (2.0 MiB/s), parts 10/10")
 
 
 def test_plain_rollback_and_resume_counts() -> None:
