@@ -71,6 +71,15 @@ def ensure_venv(venv: Path, server: str, reinstall: bool) -> Path:
     return py
 
 
+def reexec_in_venv(venv: Path, server: str, reinstall: bool, argv: list[str] | None, script: Path) -> None:
+    """Unless already there, build the benchmark venv and replace this process with ``script`` run in it."""
+    if os.environ.get(IN_VENV_FLAG) == "1":
+        return
+    py = ensure_venv(venv.resolve(), server, reinstall)
+    env = {**os.environ, IN_VENV_FLAG: "1"}
+    os.execve(str(py), [str(py), str(script.resolve()), *(argv if argv is not None else sys.argv[1:])], env)
+
+
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
@@ -116,16 +125,16 @@ def proc_cpu(pid: int) -> float:
 class Server:
     """A local S3 server in a subprocess (rclone serve s3 on a directory, or moto)."""
 
-    def __init__(self, kind: str, bindir: Path, workdir: Path) -> None:
+    def __init__(self, kind: str, bindir: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.data = workdir / "server"
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         if kind == "rclone":
-            data = workdir / "server"
-            data.mkdir()
+            self.data.mkdir()
             cmd = [str(bindir / "rclone"), "serve", "s3", "--config", "/dev/null", "--addr",
                    f"127.0.0.1:{self.port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--log-level", "ERROR",
-                   str(data)]
+                   *extra_args, str(self.data)]
         else:
             cmd = [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -187,7 +196,7 @@ def measure(cmd: list[str], env: dict[str, str], workdir: Path, server: Server |
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, workdir: Path, server_args: tuple[str, ...] = ()) -> None:
         self.args = args
         self.workdir = workdir
         self.bindir = Path(sys.executable).parent
@@ -195,7 +204,7 @@ class Bench:
         self.file = workdir / "data.bin"
         self.home = workdir / "home"
         self.home.mkdir()
-        self.server = Server(args.server, self.bindir, workdir)
+        self.server = Server(args.server, self.bindir, workdir, server_args)
         self.client = admin_client(self.server.endpoint)
         self.client.create_bucket(Bucket=BUCKET)
         self.relay: subprocess.Popen[bytes] | None = None
@@ -312,7 +321,8 @@ class Bench:
         manifest.unlink(missing_ok=True)
         return r
 
-    def run(self, tool: str, rnd: int) -> dict[str, Any]:
+    def run(self, tool: str, rnd: int, verify: bool = True) -> dict[str, Any]:
+        """One timed upload; ``verify=False`` leaves checking the object (and deleting it) to the caller."""
         key = f"{tool}-{rnd}.bin"
         if tool == "s3mpu-upload":
             r = self.run_s3mpu(key, upload_only=True)
@@ -326,6 +336,8 @@ class Bench:
             r = measure(cmd, env, self.workdir, self.server)
         if r["rc"] != 0:
             raise RuntimeError(f"{tool} failed with exit {r['rc']}: {r['stderr'].strip()[-800:]}")
+        if not verify:
+            return {k: v for k, v in r.items() if k not in ("stdout", "stderr")}
         head = self.client.head_object(Bucket=BUCKET, Key=key)
         if head["ContentLength"] != self.size:
             raise RuntimeError(f"{tool} stored {head['ContentLength']} bytes, expected {self.size}")
@@ -455,11 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown tools: {', '.join(sorted(unknown))}")
 
-    if os.environ.get(IN_VENV_FLAG) != "1":
-        py = ensure_venv(args.venv.resolve(), args.server, args.reinstall)
-        env = {**os.environ, IN_VENV_FLAG: "1"}
-        os.execve(str(py), [str(py), str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])],
-                  env)
+    reexec_in_venv(args.venv, args.server, args.reinstall, argv, Path(__file__))
 
     workdir = Path(tempfile.mkdtemp(prefix="s3mpu-bench-", dir=args.dir))
     bench: Bench | None = None
