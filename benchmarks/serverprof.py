@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import run
+from lab import make_file
 from pprofread import Sample, read_profile
 
 #: Work groups, in table order. MD5 samples are told apart by who called the hasher.
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = data_dir / "data.bin"
         run.log(f"creating a {args.size / run.MiB:.0f} MiB file in {data_dir}")
-        run.make_file(data, args.size)
+        make_file(data, args.size)
         rows = []
         for tool in tools:
             rows.append(profile_one(args, tool, data))
