@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, wait_port
+from lab import (ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, stop_process,
+                 wait_port)
 from report import print_table, summarize, targets
 
 HERE = Path(__file__).resolve().parent
@@ -134,11 +135,7 @@ class Bench:
 
     def stop(self) -> None:
         if self.relay is not None:
-            self.relay.terminate()
-            try:
-                self.relay.wait(10)
-            except subprocess.TimeoutExpired:
-                self.relay.kill()
+            stop_process(self.relay, 10)
         self.server.stop()
 
     # one upload per tool

@@ -31,6 +31,21 @@ def _drain(sock: socket.socket, out: bytearray) -> threading.Thread:
     return t
 
 
+def _send(plain: bool, fd: int, offset: int, count: int, buf_size: int) -> tuple[int, bytes]:
+    """Send one FileSegment over a real socketpair (plain, or a socket subclass as TLS is); what arrived."""
+    a, b = socket.socketpair()
+    if not plain:
+        a = _NotPlain(a.family, a.type, a.proto, fileno=a.detach())
+    a.settimeout(10)
+    got = bytearray()
+    t = _drain(b, got)
+    sent = FileSegment(fd, offset, count, memoryview(bytearray(buf_size))).send_to(a)
+    a.close()
+    t.join(10)
+    b.close()
+    return sent, bytes(got)
+
+
 @pytest.fixture
 def datafile(tmp_path: Path) -> tuple[int, bytes]:
     data = os.urandom(3 * 1024 * 1024 + 123)
@@ -44,36 +59,17 @@ def datafile(tmp_path: Path) -> tuple[int, bytes]:
 @pytest.mark.parametrize("plain", [True, False], ids=["sendfile", "fallback"])
 def test_segment_sends_exact_range(datafile: tuple[int, bytes], plain: bool) -> None:
     fd, data = datafile
-    a, b = socket.socketpair()
-    if not plain:
-        a = _NotPlain(a.family, a.type, a.proto, fileno=a.detach())
-    a.settimeout(10)
-    got = bytearray()
-    t = _drain(b, got)
-    buf = memoryview(bytearray(256 * 1024))
     offset, count = 1024 * 1024 + 7, 2 * 1024 * 1024 + 5
-    assert FileSegment(fd, offset, count, buf).send_to(a) == count
-    a.close()
-    t.join(10)
-    b.close()
-    assert bytes(got) == data[offset:offset + count]
+    sent, got = _send(plain, fd, offset, count, 256 * 1024)
+    assert sent == count
+    assert got == data[offset:offset + count]
 
 
 @pytest.mark.parametrize("plain", [True, False], ids=["sendfile", "fallback"])
 def test_segment_past_end_of_file_reports_short(datafile: tuple[int, bytes], plain: bool) -> None:
     fd, data = datafile
-    a, b = socket.socketpair()
-    if not plain:
-        a = _NotPlain(a.family, a.type, a.proto, fileno=a.detach())
-    a.settimeout(10)
-    got = bytearray()
-    t = _drain(b, got)
-    offset = len(data) - 100
-    sent = FileSegment(fd, offset, 1000, memoryview(bytearray(4096))).send_to(a)
-    a.close()
-    t.join(10)
-    b.close()
-    assert sent == 100 and bytes(got) == data[-100:]
+    sent, got = _send(plain, fd, len(data) - 100, 1000, 4096)
+    assert sent == 100 and got == data[-100:]
 
 
 def test_sendfile_stall_raises_timeout(datafile: tuple[int, bytes]) -> None:
