@@ -8,12 +8,11 @@ expected size, the same success is returned (a retry after a lost reply must not
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
 from .errors import DataError, NoInputError, PartialError
-from .layout import part_count
+from .layout import composite_etag, part_count
 from .s3errors import classify_boto
 from .token import Identity
 
@@ -49,12 +48,6 @@ def list_parts(client: Any, bucket: str, key: str, upload_id: str, *, page_size:
             break
         marker = nxt
     return [out[n] for n in sorted(out)]
-
-
-def composite_etag(md5_hexes: list[str]) -> str:
-    """S3's multipart ETag: MD5 of the concatenated binary part MD5s, ``-N``."""
-    digest = hashlib.md5(b"".join(bytes.fromhex(h) for h in md5_hexes), usedforsecurity=False).hexdigest()
-    return f"{digest}-{len(md5_hexes)}"
 
 
 def expected_layout(identity: Identity, held: list[dict[str, Any]], client_parts: list[dict[str, Any]] | None,

@@ -5,6 +5,8 @@ Planning is pure arithmetic, separate from any I/O, so it is exhaustively unit-t
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import UsageError
@@ -74,3 +76,13 @@ def plan_parts(size: int, part_size: int) -> list[PartSpan]:
 def used_parts(file_size: int, part_size: int) -> int:
     """How many parts a file of ``file_size`` fills (for ``--max-size`` manifests)."""
     return part_count(file_size, part_size)
+
+
+def composite_etag(md5_hexes: Sequence[str]) -> str:
+    """S3's multipart ETag: MD5 of the concatenated binary part MD5s, ``-N``.
+
+    Why here: the uploader checks the completed object against it and the relay checks a
+    repeated complete against it; both must compute it the same way.
+    """
+    digest = hashlib.md5(b"".join(bytes.fromhex(h) for h in md5_hexes), usedforsecurity=False).hexdigest()
+    return f"{digest}-{len(md5_hexes)}"

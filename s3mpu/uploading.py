@@ -26,6 +26,7 @@ from .errors import (AccessDeniedError, DataError, InterruptedError_, NoInputErr
                      TempFailError, UsageError)
 from .httpclient import HttpClient
 from .journal import FileIdentity, Journal, journal_path
+from .layout import composite_etag
 from .manifest import Manifest, Part
 from .progress import NullProgress, ProgressSink
 from .ratelimit import TokenBucket
@@ -60,11 +61,6 @@ class UploadResult:
                 "seconds": round(self.seconds, 3), "bytes_sent": self.bytes_sent,
                 "mib_per_s": round(self.mib_per_s, 2), "completed": self.completed,
                 "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped}
-
-
-def composite_etag(md5_hexes: Sequence[str]) -> str:
-    """S3's multipart ETag: MD5 of the concatenated binary part MD5s, ``-N``."""
-    return hashlib.md5(b"".join(bytes.fromhex(h) for h in md5_hexes)).hexdigest() + f"-{len(md5_hexes)}"
 
 
 def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
