@@ -1,15 +1,22 @@
-"""The fast pre-check of manifest parts never changes what validation accepts or what it says.
+"""The fast pre-checks of manifests never change what validation accepts or what it says.
 
-``manifest.validate`` skips jsonschema for parts that pass a plain-Python check stricter than
-the schema (a 10,000-part manifest loads in ~0.1 s instead of ~0.5 s). Every case here is
-validated twice, with the pre-check and with jsonschema alone, and must give the same result.
+``manifest.validate`` skips jsonschema entirely for a document that passes a plain-Python check
+stricter than the schema (``put`` never imports it), and for parts that pass one when the
+document as a whole needs jsonschema (a 10,000-part manifest with one odd field still loads in
+~0.1 s instead of ~0.5 s). Every case here is validated twice, with the pre-checks and with
+jsonschema alone, and must give the same result.
 """
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from s3mpu import manifest as manifests
 from s3mpu.errors import ManifestError
@@ -39,6 +46,7 @@ def _both(doc: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[str | None, str | 
     fast = _outcome(copy.deepcopy(doc))
     with monkeypatch.context() as mp:
         mp.setattr(manifests, "_plainly_valid_part", lambda p: False)  # jsonschema for every part
+        mp.setattr(manifests, "_plainly_valid_document", lambda d: False)  # ... and for the document
         full = _outcome(copy.deepcopy(doc))
     return fast, full
 
@@ -95,3 +103,68 @@ def test_pre_check_accepts_ordinary_parts_and_refuses_odd_ones() -> None:
     odd = [{**doc["parts"][0], "number": True}, {**doc["parts"][0], "md5": "A" * 32}, {**doc["parts"][0], "x": 1},
            {k: v for k, v in doc["parts"][0].items() if k != "size"}, None]
     assert not any(manifests._plainly_valid_part(p) for p in odd)  # noqa: SLF001
+
+
+DOC_CHANGES: list[tuple[str, Any]] = [
+    ("endpoint", ""), ("endpoint", 5), ("region", ""), ("region", None), ("bucket", ""), ("key", None),
+    ("upload_id", ""), ("size", -1), ("size", 1.0), ("size", True), ("size_is_max", 0), ("size_is_max", "yes"),
+    ("part_size", 0), ("part_size", "5M"), ("created_at", ""), ("expires_at", 17), ("content_type", 3),
+    ("content_type", None), ("content_type", "text/plain"), ("metadata", {"a": 1}), ("metadata", {"a": "b"}),
+    ("metadata", []), ("signature_version", "s3"), ("signature_version", "v2"), ("signature_version", None),
+    ("sha256", "a" * 64), ("sha256", "A" * 64), ("sha256", "a" * 63), ("sha256", None), ("sha256", 5),
+    ("relay", None), ("relay", {"url": "http://r"}), ("relay", {"url": None, "token": "t"}), ("relay", {"token": "t"}),
+    ("relay", {"url": "http://r", "x": 1}), ("relay", {"url": 5}), ("relay", "http://r"),
+    ("list_parts_url", None), ("list_parts_url", "ftp://x"), ("list_parts_url", "https://x"), ("abort_url", 1),
+    ("list_parts_pages", []), ("list_parts_pages", ["http://p"] * 11), ("list_parts_pages", ["http://p", None]),
+    ("list_parts_pages", "http://p"), ("format", "s3mpu.manifest/2"), ("surprise", 1),
+]
+
+
+@pytest.mark.parametrize("field,value", DOC_CHANGES, ids=[f"{f}={v!r}" for f, v in DOC_CHANGES])
+def test_changed_field_gives_the_same_verdict(field: str, value: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _doc()
+    doc[field] = value
+    fast, full = _both(doc, monkeypatch)
+    assert fast == full
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 10_001), st.floats(allow_nan=False),
+                    st.sampled_from(["", "x", "s3", "s3v4", "http://h/x", "ftp://h", "a" * 32, "a" * 64, "A" * 64]),
+                    st.lists(st.sampled_from(["http://p", 1, None]), max_size=3),
+                    st.dictionaries(st.sampled_from(["url", "token", "a", "x"]),
+                                    st.one_of(st.none(), st.text(max_size=3), st.integers()), max_size=3))
+_fields = st.sampled_from(sorted(manifests._TOP_KEYS | {"extra"}))  # noqa: SLF001
+_part_fields = st.sampled_from(["number", "offset", "size", "url", "md5", "extra"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(st.tuples(_fields, _values), max_size=3),
+       part_changes=st.lists(st.tuples(st.integers(0, 19), _part_fields, _values), max_size=2),
+       drops=st.lists(_fields, max_size=2))
+def test_random_documents_give_the_same_verdict(changes: list[tuple[str, Any]], part_changes: list[tuple[int, str, Any]],
+                                               drops: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _doc(md5=True)
+    for f, v in changes:
+        doc[f] = v
+    for i, f, v in part_changes:
+        if isinstance(doc.get("parts"), list) and i < len(doc["parts"]) and isinstance(doc["parts"][i], dict):
+            doc["parts"][i][f] = v
+    for f in drops:
+        doc.pop(f, None)
+    fast, full = _both(doc, monkeypatch)
+    assert fast == full
+
+
+def test_pre_check_takes_ordinary_manifests_whole() -> None:
+    """The document-level equivalence above only means something if the fast path is really taken."""
+    assert manifests._plainly_valid_document(_doc(md5=True))  # noqa: SLF001
+    assert not manifests._plainly_valid_document({**_doc(), "size": 1.0})  # noqa: SLF001
+
+
+def test_loading_a_valid_manifest_does_not_import_jsonschema(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(Manifest.from_dict(_doc()).to_json())
+    code = ("import sys; from s3mpu import manifest; manifest.load(sys.argv[1]); "
+            "print('jsonschema' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
