@@ -77,3 +77,5 @@ def print_table(result: dict[str, Any], order: list[str]) -> None:
         print("\ntargets:")
         for name, value, ok in result["targets"]:
             print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
+        if any(not ok and name.startswith("put wall") for name, _, ok in result["targets"]):
+            print("  (where the server's CPU goes per client: python3 benchmarks/serverprof.py; see benchmarks/README.md)")
