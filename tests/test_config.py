@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from s3mpu.cli import cli
-from s3mpu.config import load_settings, read_s3cfg, s3_client
+from s3mpu.config import load_settings, s3_client
 from s3mpu.errors import ConfigError
 
 S3CFG = """[default]

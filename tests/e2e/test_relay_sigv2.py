@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from relay_fixtures import mint_for, put_parts, relay_settings
+from relay_fixtures import put_parts, relay_settings
 from s3mpu.config import Settings, s3_client
 from s3mpu.manifest import Manifest
 from s3mpu.minting import MintRequest, mint
