@@ -39,24 +39,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    # verbs (the modules behind them are s3mpu.minting, s3mpu.uploading, s3mpu.planning)
+    # verbs (the modules behind them are s3mpu.admin.mint, s3mpu.user.upload, s3mpu.admin.plan)
     "mint": ("s3mpu.api", "mint"),
     "upload": ("s3mpu.api", "upload"),
     "plan": ("s3mpu.api", "plan"),
-    "refresh": ("s3mpu.minting", "refresh"),
-    "list_uploads": ("s3mpu.admin", "list_uploads"),
-    "abort_upload": ("s3mpu.admin", "abort_upload"),
-    "cleanup": ("s3mpu.admin", "cleanup"),
+    "refresh": ("s3mpu.admin.mint", "refresh"),
+    "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),
+    "abort_upload": ("s3mpu.admin.housekeeping", "abort_upload"),
+    "cleanup": ("s3mpu.admin.housekeeping", "cleanup"),
     # data
     "Manifest": ("s3mpu.manifest", "Manifest"),
     "Part": ("s3mpu.manifest", "Part"),
     "load_manifest": ("s3mpu.manifest", "load"),
     "dump_manifest": ("s3mpu.manifest", "dump"),
-    "Plan": ("s3mpu.planning", "Plan"),
-    "load_plan": ("s3mpu.planning", "load_plan"),
-    "MintRequest": ("s3mpu.minting", "MintRequest"),
-    "UploadResult": ("s3mpu.uploading", "UploadResult"),
-    "UploadInfo": ("s3mpu.admin", "UploadInfo"),
+    "Plan": ("s3mpu.admin.plan", "Plan"),
+    "load_plan": ("s3mpu.admin.plan", "load_plan"),
+    "MintRequest": ("s3mpu.admin.mint", "MintRequest"),
+    "UploadResult": ("s3mpu.user.upload", "UploadResult"),
+    "UploadInfo": ("s3mpu.admin.housekeeping", "UploadInfo"),
     "CallbackProgress": ("s3mpu.api", "CallbackProgress"),
     # configuration
     "Settings": ("s3mpu.config", "Settings"),

@@ -1,3 +1,3 @@
-from .cli import main
+from s3mpu.cli import main
 
 main()

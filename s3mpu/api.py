@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from .config import Settings, load_settings, s3_client
-from .errors import UsageError
-from .manifest import Manifest, dump, load
-from .planning import Plan, load_plan, make_plan
-from .s3uri import S3Uri
-from .units import parse_expires, parse_size
+from s3mpu.config import Settings, load_settings, s3_client
+from s3mpu.errors import UsageError
+from s3mpu.manifest import Manifest, dump, load
+from s3mpu.admin.plan import Plan, load_plan, make_plan
+from s3mpu.s3uri import S3Uri
+from s3mpu.units import parse_expires, parse_size
 
 ProgressArg = bool | Callable[[int, int], Any] | Any | None
 
@@ -54,8 +54,8 @@ def mint(target: str, key: str | None = None, *, size: int | str | None = None, 
     boto3's chain); pass ``client`` to use a boto3 S3 client you built yourself. Exactly one of
     ``size``, ``max_size`` and ``plan`` (a :class:`Plan` or its path) gives the size.
     """
-    from .minting import MintRequest
-    from .minting import mint as do_mint
+    from s3mpu.admin.mint import MintRequest
+    from s3mpu.admin.mint import mint as do_mint
 
     bucket, key = _target(target, key)
     settings = settings or load_settings()
@@ -82,7 +82,7 @@ def mint(target: str, key: str | None = None, *, size: int | str | None = None, 
         try:
             dump(m, output)
         except OSError:
-            from .admin import abort_upload
+            from s3mpu.admin.housekeeping import abort_upload
 
             abort_upload(client, m.bucket, m.key, m.upload_id)
             raise
@@ -132,7 +132,7 @@ class CallbackProgress:
 
 
 def _progress(progress: ProgressArg) -> Any:
-    from .progress import NullProgress, TqdmProgress
+    from s3mpu.user.progress import NullProgress, TqdmProgress
 
     if progress is True:
         return TqdmProgress()
@@ -151,11 +151,11 @@ def upload(manifest: Manifest | str | os.PathLike[str], path: str | os.PathLike[
 
     ``progress=True`` shows a tqdm bar (``tqdm.auto``: a widget in notebooks), ``False`` nothing,
     a callable is called as ``callback(done_bytes, total_bytes)``. Other keyword arguments go
-    to :func:`s3mpu.uploading.upload` (``jobs``, ``retries``, ``limit_rate``, ``parts``,
-    ``complete``, ``relay``...). Returns an :class:`s3mpu.uploading.UploadResult`; re-running after
+    to :func:`s3mpu.user.upload.upload` (``jobs``, ``retries``, ``limit_rate``, ``parts``,
+    ``complete``, ``relay``...). Returns an :class:`s3mpu.user.upload.UploadResult`; re-running after
     a failure resumes.
     """
-    from .uploading import upload as do_upload
+    from s3mpu.user.upload import upload as do_upload
 
     manifest_path = None
     if not isinstance(manifest, Manifest):
@@ -168,7 +168,7 @@ def upload(manifest: Manifest | str | os.PathLike[str], path: str | os.PathLike[
 def plan(path: str | os.PathLike[str], part_size: int | str | None = None, *,
          output: str | os.PathLike[str] | None = None) -> Plan:
     """Hash a file into a :class:`Plan` (per-part MD5, file SHA-256); written to ``output`` when given."""
-    from .planning import dump_plan
+    from s3mpu.admin.plan import dump_plan
 
     p = make_plan(path, _size(part_size))
     if output is not None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, S3mpuError
-from .units import parse_size
+from s3mpu.errors import ConfigError, S3mpuError
+from s3mpu.units import parse_size
 
 ADDRESSING = ("auto", "path", "virtual")
 BUCKET_FIELD = "%(bucket)s"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .units import MiB
+from s3mpu.errors import ConfigError
+from s3mpu.units import MiB
 
 DEMO_KEY = "demoaccesskey"
 DEMO_SECRET = "demosecretkey"
@@ -71,10 +71,10 @@ def run_demo(size: int = 64 * MiB, part_size: int | None = None, jobs: int | Non
     except ImportError:
         raise ConfigError("the demo needs the embedded S3 server (moto)",
                           "Install it with: pip install 's3mpu[demo]'") from None
-    from .config import Settings, s3_client
-    from .minting import MintRequest, mint
-    from .relay.server import start_relay
-    from .uploading import upload
+    from s3mpu.config import Settings, s3_client
+    from s3mpu.admin.mint import MintRequest, mint
+    from s3mpu.relay.server import start_relay
+    from s3mpu.user.upload import upload
 
     # moto's werkzeug logs every request line, presigned signatures included: keep it quiet.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

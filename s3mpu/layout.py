@@ -9,8 +9,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import UsageError
-from .units import GiB, MiB, TiB, format_size
+from s3mpu.errors import UsageError
+from s3mpu.units import GiB, MiB, TiB, format_size
 
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * GiB

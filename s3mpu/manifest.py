@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .errors import ManifestError, NoInputError
-from .layout import part_count
-from .units import parse_iso
+from s3mpu.errors import ManifestError, NoInputError
+from s3mpu.layout import part_count
+from s3mpu.units import parse_iso
 
 FORMAT = "s3mpu.manifest/1"
 _SECRET_QUERY = {"x-amz-signature", "signature", "x-amz-security-token", "x-amz-credential", "awsaccesskeyid"}

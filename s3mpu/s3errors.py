@@ -9,7 +9,7 @@ import html
 import re
 from typing import Any
 
-from .errors import AccessDeniedError, ConfigError, DataError, NoInputError, S3mpuError, TempFailError
+from s3mpu.errors import AccessDeniedError, ConfigError, DataError, NoInputError, S3mpuError, TempFailError
 
 ACCESS_CODES = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "RequestExpired",
                 "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AuthorizationQueryParametersError"}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from .errors import AccessDeniedError
+from s3mpu.errors import AccessDeniedError
 
 PREFIX = "v1"
 
@@ -37,7 +37,7 @@ class Identity:
 
     @classmethod
     def from_manifest(cls, m: object) -> Identity:
-        from .manifest import Manifest
+        from s3mpu.manifest import Manifest
 
         assert isinstance(m, Manifest)
         return cls(m.endpoint, m.bucket, m.key, m.upload_id, m.size, m.size_is_max, m.part_size, len(m.parts),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from .errors import UsageError
+from s3mpu.errors import UsageError
 
 KiB = 1024
 MiB = 1024**2

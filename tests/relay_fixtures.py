@@ -57,7 +57,7 @@ def relay(s3: S3Server, relay_for: Callable[..., RelayHandle]) -> RelayHandle:
 def mint_for(server: S3Server, bucket: str, key: str, relay_url: str | None, *, secret: str = RELAY_SECRET,
              **request: Any) -> Any:
     """Mint a manifest on ``server`` with admin credentials (size/max_size/part_size/... in ``request``)."""
-    from s3mpu.minting import MintRequest, mint
+    from s3mpu.admin.mint import MintRequest, mint
 
     client = server.client()
     req = MintRequest(bucket=bucket, key=key, relay_url=relay_url, **request)

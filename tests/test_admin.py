@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from s3mpu.admin import abort_upload, cleanup, list_uploads
+from s3mpu.admin.housekeeping import abort_upload, cleanup, list_uploads
 from s3mpu.cli import cli
 from s3mpu.errors import AccessDeniedError
 

@@ -43,11 +43,11 @@ def test_every_documented_name_resolves() -> None:
 def test_verbs_are_functions_beside_their_modules() -> None:
     import inspect
 
-    import s3mpu.minting
-    import s3mpu.uploading as up
+    import s3mpu.admin.mint
+    import s3mpu.user.upload as up
 
     assert callable(s3mpu.mint) and callable(s3mpu.plan) and callable(s3mpu.upload)
-    assert up.UploadResult is s3mpu.UploadResult and s3mpu.minting.MintRequest is s3mpu.MintRequest
+    assert up.UploadResult is s3mpu.UploadResult and s3mpu.admin.mint.MintRequest is s3mpu.MintRequest
     assert callable(s3mpu.upload)  # importing the module did not shadow the verb
     assert "part_size" in inspect.signature(s3mpu.plan).parameters
 

@@ -1,4 +1,4 @@
-"""s3mpu.completion on real servers: every check happens BEFORE CompleteMultipartUpload.
+"""s3mpu.admin.completion on real servers: every check happens BEFORE CompleteMultipartUpload.
 
 rclone destroys an upload after a failed complete, so for each refusal we prove that
 complete was never sent (a botocore event hook counts the calls) and that the upload is still
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from relay_fixtures import mint_for, put_parts
-from s3mpu.completion import complete_upload, composite_etag, list_parts, verify_parts
+from s3mpu.admin.completion import complete_upload, composite_etag, list_parts, verify_parts
 from s3mpu.errors import DataError, NoInputError, PartialError
 from s3mpu.token import Identity
 

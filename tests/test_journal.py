@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from s3mpu.journal import FileIdentity, Journal, journal_path, read, state_dir
+from s3mpu.user.journal import FileIdentity, Journal, journal_path, read, state_dir
 
 
 def _file(tmp_path: Path, data: bytes = b"x" * 100) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from s3mpu import manifest as manifests
-from s3mpu.minting import MintRequest, mint
+from s3mpu.admin.mint import MintRequest, mint
 
 MiB = 1 << 20
 #: issue 5's target for put at default settings (an interpreter with urllib3 and click is ~30 MiB).
@@ -102,7 +102,7 @@ def test_put_path_never_imports_boto3(rclone_server: Any, tmp_path: Path, make_d
 
 
 def test_importing_the_upload_library_does_not_import_boto3() -> None:
-    code = ("import sys, s3mpu.uploading, s3mpu.transfer, s3mpu.httpclient, s3mpu.cli.cmd_user; "
+    code = ("import sys, s3mpu.user.upload, s3mpu.user.transfer, s3mpu.user.httpclient, s3mpu.cli.cmd_user; "
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'rich', 'flask'}); "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

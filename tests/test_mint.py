@@ -10,7 +10,7 @@ import urllib3
 
 from s3mpu import token as tokens
 from s3mpu.errors import UsageError
-from s3mpu.minting import MintRequest, mint, refresh
+from s3mpu.admin.mint import MintRequest, mint, refresh
 from servers import S3Server
 
 MiB = 1 << 20
@@ -57,7 +57,7 @@ def test_relay_without_secret_refused(moto_server: S3Server) -> None:
 
 def test_failure_after_create_aborts_the_upload(moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     b = moto_server.bucket()
-    from s3mpu import presign
+    from s3mpu.admin import presign
 
     def boom(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("presign failed")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from s3mpu.cli import cli
 from s3mpu.errors import DataError, NoInputError
-from s3mpu.planning import FORMAT, check_file, load_plan, loads, make_plan
+from s3mpu.admin.plan import FORMAT, check_file, load_plan, loads, make_plan
 
 MiB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """The fast presigning path: byte-identical to botocore's generate_presigned_url, accepted by a strict server.
 
-The fast path (s3mpu/presign.py) signs parts 2..N from a template made by botocore for part 1.
+The fast path (s3mpu/admin/presign.py) signs parts 2..N from a template made by botocore for part 1.
 These tests pin it to botocore's own output at the same timestamp, for every shape a
 manifest uses, and send real part PUTs through its URLs to ``rclone serve s3``, which
 checks SigV4 signatures and signed headers.
@@ -19,8 +19,8 @@ import pytest
 from botocore.config import Config
 
 from s3mpu.layout import PartSpan, plan_parts
-from s3mpu.minting import MintRequest, mint
-from s3mpu.presign import Presigner, b64_md5
+from s3mpu.admin.mint import MintRequest, mint
+from s3mpu.admin.presign import Presigner, b64_md5
 
 MiB = 1 << 20
 FIXED = dt.datetime(2026, 11, 30, 12, 34, 56)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from s3mpu.progress import NullProgress, PlainProgress, TqdmProgress
+from s3mpu.user.progress import NullProgress, PlainProgress, TqdmProgress
 
 
 class Clock:

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from s3mpu.ratelimit import TokenBucket
+from s3mpu.user.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ import pytest
 
 from relay_fixtures import mint_for, put_parts
 from s3mpu.errors import AccessDeniedError, DataError, NoInputError, PartialError, TempFailError, UsageError
-from s3mpu.relay.client import RelayClient
+from s3mpu.user.relayclient import RelayClient
 from servers import free_port
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from s3mpu.httpclient import FileSegment
+from s3mpu.user.httpclient import FileSegment
 
 
 class _NotPlain(socket.socket):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from s3mpu.errors import AccessDeniedError, DataError, TempFailError
-from s3mpu.httpclient import HttpClient, parse_list_parts
-from s3mpu.transfer import PartTask, RetryPolicy, Transfer, hash_range
+from s3mpu.user.httpclient import HttpClient, parse_list_parts
+from s3mpu.user.transfer import PartTask, RetryPolicy, Transfer, hash_range
 
 EXPIRED_400 = (400, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
 DENIED_403 = (403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>")
@@ -183,7 +183,7 @@ def test_cancel_before_start_sends_nothing(server: Scripted, data: tuple[int, by
 
 
 def test_cancel_stops_a_rate_limited_transfer_mid_part(server: Scripted, data: tuple[int, bytes]) -> None:
-    from s3mpu.ratelimit import TokenBucket
+    from s3mpu.user.ratelimit import TokenBucket
 
     fd, payload = data
     cancel = threading.Event()

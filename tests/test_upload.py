@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from s3mpu.cli import cli
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
-from s3mpu.uploading import check_file, composite_etag, file_parts, verify_completed
+from s3mpu.user.upload import check_file, composite_etag, file_parts, verify_completed
 
 MiB = 1024 * 1024
 
@@ -180,7 +180,7 @@ def test_clock_skew_is_warned_and_server_clock_decides_expiry(tmp_path: Path) ->
     from email.utils import format_datetime
 
     from s3mpu.errors import AccessDeniedError
-    from s3mpu.uploading import upload
+    from s3mpu.user.upload import upload
 
     f = tmp_path / "f.bin"
     f.write_bytes(b"y" * 1000)
@@ -205,7 +205,7 @@ def test_expiry_estimate_warns_when_rate_is_too_slow(tmp_path: Path) -> None:
     from email.utils import format_datetime
 
     from s3mpu.errors import InterruptedError_
-    from s3mpu.uploading import upload
+    from s3mpu.user.upload import upload
 
     f = tmp_path / "f.bin"
     f.write_bytes(b"z" * 200_000)
@@ -231,8 +231,8 @@ def test_library_upload_against_local_server_records_journal(tmp_path: Path) -> 
     from datetime import datetime, timedelta, timezone
     from email.utils import format_datetime
 
-    from s3mpu.journal import journal_path, read
-    from s3mpu.uploading import upload
+    from s3mpu.user.journal import journal_path, read
+    from s3mpu.user.upload import upload
 
     f = tmp_path / "f.bin"
     f.write_bytes(bytes(range(256)) * 50_000)  # 12.8 MB: 3 parts

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..errors import EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_USAGE, S3mpuError, exit_code_for
-from .output import Output
+from s3mpu import __version__
+from s3mpu.errors import EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_USAGE, S3mpuError, exit_code_for
+from s3mpu.cli.output import Output
 
 #: command name -> "module:attribute"; one module per group of related commands.
 COMMANDS: dict[str, str] = {
@@ -51,13 +51,13 @@ class AppContext:
     @property
     def settings(self) -> Any:
         if self._settings is None:
-            from ..config import load_settings
+            from s3mpu.config import load_settings
 
             self._settings = load_settings(self.config_file, self.flags)
         return self._settings
 
     def s3_client(self) -> Any:
-        from ..config import s3_client
+        from s3mpu.config import s3_client
 
         return s3_client(self.settings)
 

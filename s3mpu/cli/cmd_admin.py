@@ -5,12 +5,12 @@ from typing import Any
 
 import click
 
-from . import AppContext, json_option
-from .params import DURATION, S3OBJECT, S3URI
+from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import DURATION, S3OBJECT, S3URI
 
 
 def _client(app: AppContext) -> Any:
-    from ..config import require_credentials
+    from s3mpu.config import require_credentials
 
     client = app.s3_client()
     require_credentials(client)
@@ -18,7 +18,7 @@ def _client(app: AppContext) -> Any:
 
 
 def _age(seconds: int | None) -> str:
-    from ..units import format_duration
+    from s3mpu.units import format_duration
 
     return "?" if seconds is None else format_duration(seconds)
 
@@ -41,10 +41,10 @@ def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
       s3mpu listmp s3://media/videos/ --json | jq -r '.uploads[].upload_id'
       s3mpu listmp s3://media/videos/raw.mov 2~AbCdEf...      # the parts of one upload
     """
-    from ..units import format_size
+    from s3mpu.units import format_size
 
     if upload_id:
-        from ..admin import list_parts
+        from s3mpu.admin.housekeeping import list_parts
 
         if not target.key:
             raise click.UsageError("listmp with an UPLOAD_ID needs s3://BUCKET/KEY")
@@ -57,7 +57,7 @@ def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
         rows.append(f"{len(parts)} parts, {format_size(data['size'])} in upload {upload_id} of {target}")
         app.out.result(data, "\n".join(rows))
         return
-    from ..admin import list_uploads
+    from s3mpu.admin.housekeeping import list_uploads
 
     uploads = list_uploads(_client(app), target.bucket, target.key)
     data = {"bucket": target.bucket, "prefix": target.key, "uploads": [u.to_dict() for u in uploads]}
@@ -88,7 +88,7 @@ def abortmp(app: AppContext, target: Any, upload_id: str) -> None:
       s3mpu listmp s3://media --json | jq -r '.uploads[] | "s3://\\(.bucket)/\\(.key) \\(.upload_id)"' \\
         | while read uri id; do s3mpu abortmp "$uri" "$id"; done
     """
-    from ..admin import abort_upload
+    from s3mpu.admin.housekeeping import abort_upload
 
     aborted = abort_upload(_client(app), target.bucket, target.key, upload_id)
     data = {"bucket": target.bucket, "key": target.key, "upload_id": upload_id, "aborted": aborted,
@@ -118,9 +118,9 @@ def cleanup(app: AppContext, target: Any, older_than: int, dry_run: bool) -> Non
       s3mpu cleanup s3://media/incoming/ --older-than 3d --json
       17 3 * * *  s3mpu -q cleanup s3://media --older-than 7d || echo "cleanup exit $?" | mail -s s3mpu admin
     """
-    from ..admin import cleanup as do_cleanup
-    from ..errors import PartialError, S3mpuError
-    from ..units import format_duration
+    from s3mpu.admin.housekeeping import cleanup as do_cleanup
+    from s3mpu.errors import PartialError, S3mpuError
+    from s3mpu.units import format_duration
 
     result = do_cleanup(_client(app), target.bucket, target.key, older_than=older_than, dry_run=dry_run)
     verb = "would abort" if dry_run else "aborted"
@@ -153,7 +153,7 @@ def configure(app: AppContext, no_test: bool) -> None:
       s3mpu configure
       s3mpu -c ~/.s3cfg-minio configure
     """
-    from ..config import config_path_for_write, read_raw, render, settings_from_values
+    from s3mpu.config import config_path_for_write, read_raw, render, settings_from_values
 
     path = config_path_for_write(app.config_file)
     parser = read_raw(path)
@@ -180,14 +180,14 @@ def configure(app: AppContext, no_test: bool) -> None:
     if not no_test and click.confirm("Test access with supplied credentials?", default=True, err=True):
         ok = _test_connection(settings_from_values(v))
         if not ok and not click.confirm("Save settings anyway?", default=False, err=True):
-            from ..errors import ConfigError
+            from s3mpu.errors import ConfigError
 
             raise ConfigError(f"connection test failed; {path} was not changed",
                               "Check the keys and the endpoint, then run s3mpu configure again.")
     if not click.confirm(f"Save settings to {path}?", default=True, err=True):
         click.echo("Not saved.", err=True)
         return
-    from ..manifest import write_private
+    from s3mpu.manifest import write_private
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_private(path, render(parser, v, s))
@@ -195,9 +195,9 @@ def configure(app: AppContext, no_test: bool) -> None:
 
 
 def _test_connection(settings: Any) -> bool:
-    from ..config import s3_client
-    from ..errors import S3mpuError
-    from ..s3errors import classify_boto
+    from s3mpu.config import s3_client
+    from s3mpu.errors import S3mpuError
+    from s3mpu.s3errors import classify_boto
 
     click.echo("Please wait, attempting to list all buckets...", err=True)
     try:

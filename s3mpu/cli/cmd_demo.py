@@ -5,9 +5,9 @@ from dataclasses import asdict
 
 import click
 
-from ..errors import DataError
-from . import AppContext, json_option
-from .params import SIZE
+from s3mpu.errors import DataError
+from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import SIZE
 
 
 @click.command()
@@ -30,8 +30,8 @@ def demo(app: AppContext, size: int, part_size: int | None, jobs: int | None, pr
       s3mpu demo --size 1G --part-size 64M -j 8
       s3mpu demo --json
     """
-    from ..demo import run_demo
-    from .progress_rich import make_progress
+    from s3mpu.demo import run_demo
+    from s3mpu.cli.progress_rich import make_progress
 
     sink = make_progress(app.out, progress, label="bigfile.bin")
     result = run_demo(size=size, part_size=part_size, jobs=jobs, progress=sink, say=app.out.info)

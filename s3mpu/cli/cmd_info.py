@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from . import AppContext, json_option
+from s3mpu.cli import AppContext, json_option
 
 
 @click.command()
@@ -21,8 +21,8 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
       s3mpu info raw.json
       s3mpu info raw.json --json | jq .expires_at
     """
-    from ..manifest import load
-    from ..units import format_duration, format_size
+    from s3mpu.manifest import load
+    from s3mpu.units import format_duration, format_size
 
     m = load(manifest_file)
     data = m.to_dict() if show_urls else m.redacted()

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from . import AppContext, json_option
-from .params import EXPIRES, S3OBJECT, SIZE
+from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import EXPIRES, S3OBJECT, SIZE
 
 
 def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -53,8 +53,8 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
       s3mpu mint s3://media/raw.mov --plan raw.plan.json --expires 12h -o raw.json
       s3mpu mint --refresh raw.json --expires 3d -o raw-new.json
     """
-    from .. import manifest as manifests
-    from ..minting import MintRequest, mint as do_mint, refresh
+    from s3mpu import manifest as manifests
+    from s3mpu.admin.mint import MintRequest, mint as do_mint, refresh
 
     _check_output(output)
     settings = app.settings
@@ -69,7 +69,7 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
         raise click.UsageError("mint needs s3://BUCKET/KEY (or --refresh MANIFEST)")
     md5s = sha256 = None
     if plan_file:
-        from ..planning import load_plan
+        from s3mpu.admin.plan import load_plan
 
         plan = load_plan(plan_file)
         if size is not None or max_size is not None:
@@ -90,9 +90,9 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     try:
         manifests.dump(m, output)
     except OSError as exc:
-        from ..admin import abort_upload
+        from s3mpu.admin.housekeeping import abort_upload
 
-        from ..errors import NoInputError
+        from s3mpu.errors import NoInputError
 
         abort_upload(client, m.bucket, m.key, m.upload_id)
         raise NoInputError(f"cannot write the manifest to {output}: {exc.strerror or exc}; the upload was aborted",
@@ -105,7 +105,7 @@ def _check_output(output: str) -> None:
     import os
     from pathlib import Path
 
-    from ..errors import NoInputError
+    from s3mpu.errors import NoInputError
 
     if output == "-":
         return
@@ -116,7 +116,7 @@ def _check_output(output: str) -> None:
 
 
 def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> None:
-    from ..units import format_size
+    from s3mpu.units import format_size
 
     data = {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "size": m.size,
             "size_is_max": m.size_is_max, "part_size": m.part_size, "parts": len(m.parts),
@@ -153,8 +153,8 @@ def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None
       s3mpu plan raw.mov --part-size 64M -o raw.plan.json
       s3mpu mint s3://media/raw.mov --plan raw.plan.json -o raw.json   # admin
     """
-    from ..planning import dump_plan, make_plan
-    from ..units import format_size
+    from s3mpu.admin.plan import dump_plan, make_plan
+    from s3mpu.units import format_size
 
     p = _hash_with_progress(app, file, part_size or app.settings.part_size, make_plan)
     dump_plan(p, output)

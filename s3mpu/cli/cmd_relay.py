@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from . import AppContext, json_option
-from .params import DURATION, EXPIRES, S3OBJECT, SIZE
+from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import DURATION, EXPIRES, S3OBJECT, SIZE
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -76,10 +76,10 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
     """
     from dataclasses import replace
 
-    from ..config import read_secret_file, require_credentials
-    from ..errors import ConfigError
-    from ..relay.config import RelayConfig, load_api_tokens
-    from ..relay.server import serve
+    from s3mpu.config import read_secret_file, require_credentials
+    from s3mpu.errors import ConfigError
+    from s3mpu.relay.config import RelayConfig, load_api_tokens
+    from s3mpu.relay.server import serve
 
     host, port = _listen(listen)
     settings = app.settings
@@ -92,7 +92,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
         raise ConfigError("the relay needs a secret to check manifest tokens",
                           "Set S3MPU_RELAY_SECRET, relay_secret_file in the [s3mpu] config section, or --secret-file.")
     api_tokens = load_api_tokens(tokens_file) if tokens_file else ()
-    from ..config import s3_client
+    from s3mpu.config import s3_client
 
     client = s3_client(settings, max_pool_connections=max(10, threads))
     require_credentials(client)
@@ -158,12 +158,12 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     import os
     from datetime import timezone
 
-    from .. import manifest as manifests
-    from ..errors import AccessDeniedError, NoInputError, S3mpuError, UsageError
-    from ..relay.client import RelayClient
-    from ..uploading import upload
-    from .cmd_mint import _kv
-    from .progress_rich import make_progress
+    from s3mpu import manifest as manifests
+    from s3mpu.errors import AccessDeniedError, NoInputError, S3mpuError, UsageError
+    from s3mpu.user.relayclient import RelayClient
+    from s3mpu.user.upload import upload
+    from s3mpu.cli.cmd_mint import _kv
+    from s3mpu.cli.progress_rich import make_progress
 
     url = relay_url or app.settings.relay_url
     if not url:
@@ -198,7 +198,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         if not exc.hint:
             exc.hint = f"Resume with: s3mpu put {saved} {file}"
         raise
-    from ..units import format_size
+    from s3mpu.units import format_size
 
     human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
              f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
@@ -208,7 +208,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
 def _state_path(upload_id: str) -> Any:
     import hashlib
 
-    from ..journal import state_dir
+    from s3mpu.user.journal import state_dir
 
     d = state_dir() / "requests"
     d.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,6 +1,6 @@
 """The user side: ``put``, ``complete``, ``status`` and ``abort`` of one manifest's upload.
 
-Thin Click wrappers: policy is in :mod:`s3mpu.uploading`, bytes in :mod:`s3mpu.transfer`.
+Thin Click wrappers: policy is in :mod:`s3mpu.user.upload`, bytes in :mod:`s3mpu.user.transfer`.
 ``put`` never imports boto3 (the user has no credentials; start-up time matters).
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from . import AppContext, json_option
-from .params import SIZE
+from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import SIZE
 
 
 @click.command()
@@ -46,9 +46,9 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
       s3mpu put raw.json raw.mov --parts 1-100 --no-complete     # machine A of two
       s3mpu -q put raw.json raw.mov --json                       # from cron
     """
-    from ..manifest import load
-    from ..uploading import upload
-    from .progress_rich import make_progress
+    from s3mpu.manifest import load
+    from s3mpu.user.upload import upload
+    from s3mpu.cli.progress_rich import make_progress
 
     if quiet:
         app.out.quiet = True
@@ -59,7 +59,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
                     complete=not no_complete, progress=sink, relay=relay_url, manifest_path=manifest_file,
                     warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout),
                     ca_bundle=settings.ca_bundle, proxy=settings.proxy)
-    from ..units import format_size
+    from s3mpu.units import format_size
 
     if result.completed:
         human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
@@ -71,7 +71,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
 
 def _journal_md5s(m: Any) -> tuple[list[str] | None, int | None]:
     """Part MD5s and total size from this upload's journal when it covers parts 1..k of a layout."""
-    from ..journal import journal_path, read
+    from s3mpu.user.journal import journal_path, read
 
     header, parts = read(journal_path(m.upload_id))
     if header is None or not parts:
@@ -97,13 +97,13 @@ def _admin_client(app: AppContext, m: Any) -> Any | None:
         return None
     if not settings.endpoint_url:
         settings = replace(settings, endpoint_url=m.endpoint, region=settings.region or m.region)
-    from ..config import s3_client
+    from s3mpu.config import s3_client
 
     return s3_client(settings)
 
 
 def _forget(m: Any) -> None:
-    from ..journal import journal_path
+    from s3mpu.user.journal import journal_path
 
     journal_path(m.upload_id).unlink(missing_ok=True)
 
@@ -124,16 +124,16 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
       s3mpu complete raw.json                  # user: through the manifest's relay
       AWS_PROFILE=admin s3mpu complete raw.json  # admin: directly with credentials
     """
-    from ..errors import ConfigError
-    from ..manifest import load
-    from ..uploading import complete_via_relay, make_relay, verify_completed
+    from s3mpu.errors import ConfigError
+    from s3mpu.manifest import load
+    from s3mpu.user.upload import complete_via_relay, make_relay, verify_completed
 
     m = load(manifest_file)
     md5s, size = _journal_md5s(m)
     client = _admin_client(app, m)
     if client is not None:
-        from ..completion import complete_upload
-        from ..token import Identity
+        from s3mpu.admin.completion import complete_upload
+        from s3mpu.token import Identity
 
         parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
         reply = complete_upload(client, Identity.from_manifest(m), parts, size)
@@ -168,12 +168,12 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
       s3mpu status raw.json
       s3mpu status raw.json raw.mov --json
     """
-    from ..errors import S3mpuError
-    from ..httpclient import HttpClient, list_parts
-    from ..journal import journal_path, read
-    from ..manifest import load
-    from ..units import format_duration, format_size
-    from ..uploading import check_file, make_relay
+    from s3mpu.errors import S3mpuError
+    from s3mpu.user.httpclient import HttpClient, list_parts
+    from s3mpu.user.journal import journal_path, read
+    from s3mpu.manifest import load
+    from s3mpu.units import format_duration, format_size
+    from s3mpu.user.upload import check_file, make_relay
 
     m = load(manifest_file)
     header, jparts = read(journal_path(m.upload_id))
@@ -211,7 +211,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
             "seconds_left": int(left), "parts_expected": len(want), "parts_journal": sorted(journalled),
             "parts_server": sorted(on_server) if server is not None else None, "server_source": source,
             "parts_missing": missing, "problems": problems}
-    from ..uploading import _ranges
+    from s3mpu.user.upload import _ranges
 
     lines = [f"object      {m.uri} (upload {m.upload_id[:24]}{'...' if len(m.upload_id) > 24 else ''})",
              f"expires     {m.expires_at} ("
@@ -239,11 +239,11 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
       s3mpu abort raw.json
       s3mpu abort raw.json --json
     """
-    from ..errors import ConfigError, S3mpuError, TempFailError
-    from ..httpclient import HttpClient
-    from ..manifest import load
-    from ..s3errors import classify_http, xml_error
-    from ..uploading import make_relay
+    from s3mpu.errors import ConfigError, S3mpuError, TempFailError
+    from s3mpu.user.httpclient import HttpClient
+    from s3mpu.manifest import load
+    from s3mpu.s3errors import classify_http, xml_error
+    from s3mpu.user.upload import make_relay
 
     m = load(manifest_file)
     errors: list[S3mpuError] = []
@@ -271,7 +271,7 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
     if how is None:
         client = _admin_client(app, m)
         if client is not None:
-            from ..admin import abort_upload
+            from s3mpu.admin.housekeeping import abort_upload
 
             abort_upload(client, m.bucket, m.key, m.upload_id)
             how = "directly"

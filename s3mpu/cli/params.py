@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from ..errors import S3mpuError
+from s3mpu.errors import S3mpuError
 
 
 class _Parsed(click.ParamType):
@@ -23,31 +23,31 @@ class _Parsed(click.ParamType):
 
 
 def _size(v: str) -> int:
-    from ..units import parse_size
+    from s3mpu.units import parse_size
 
     return parse_size(v)
 
 
 def _duration(v: str) -> int:
-    from ..units import parse_duration
+    from s3mpu.units import parse_duration
 
     return parse_duration(v)
 
 
 def _expires(v: str) -> Any:
-    from ..units import parse_expires
+    from s3mpu.units import parse_expires
 
     return parse_expires(v)
 
 
 def _uri(v: str) -> Any:
-    from ..s3uri import S3Uri
+    from s3mpu.s3uri import S3Uri
 
     return S3Uri.parse(v)
 
 
 def _uri_key(v: str) -> Any:
-    from ..s3uri import S3Uri
+    from s3mpu.s3uri import S3Uri
 
     return S3Uri.parse(v, need_key=True)
 

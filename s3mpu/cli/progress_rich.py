@@ -1,14 +1,14 @@
 """Progress display for the CLI: rich bars on a TTY, plain lines for logs, nothing with -q.
 
 Why here and not in the core: rich is a presentation choice of the command line; the
-library reports through :class:`s3mpu.progress.ProgressSink` and never imports rich.
+library reports through :class:`s3mpu.user.progress.ProgressSink` and never imports rich.
 """
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-from ..progress import NullProgress, PlainProgress, ProgressSink, TqdmProgress
+from s3mpu.user.progress import NullProgress, PlainProgress, ProgressSink, TqdmProgress
 
 MAX_ACTIVE_ROWS = 8
 

@@ -21,7 +21,7 @@ def source(shell: str) -> str:
     """The completion script for ``shell``, as ``_S3MPU_COMPLETE=<shell>_source s3mpu`` prints it."""
     from click.shell_completion import get_completion_class
 
-    from . import cli
+    from s3mpu.cli import cli
 
     cls = get_completion_class(shell)
     if cls is None:

@@ -17,10 +17,10 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from ..config import Settings
-from ..errors import S3mpuError, UsageError
-from .config import RelayConfig
-from .service import RelayService, http_error, scrub
+from s3mpu.config import Settings
+from s3mpu.errors import S3mpuError, UsageError
+from s3mpu.relay.config import RelayConfig
+from s3mpu.relay.service import RelayService, http_error, scrub
 
 access_log = logging.getLogger("s3mpu.relay.access")
 log = logging.getLogger("s3mpu.relay")
@@ -148,7 +148,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         return answer(service.mint(body(), _bearer(), relay_url()))
 
     if config.seed_bucket:
-        from .seed import SeedApi
+        from s3mpu.relay.seed import SeedApi
 
         seed = SeedApi(config, service)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..errors import AccessDeniedError, ConfigError, NoInputError, UsageError
-from ..units import MiB, parse_duration, parse_size
+from s3mpu.config import Settings
+from s3mpu.errors import AccessDeniedError, ConfigError, NoInputError, UsageError
+from s3mpu.units import MiB, parse_duration, parse_size
 
 DEFAULT_MAX_BODY = 2 * MiB  # a complete with 10,000 parts and their ETags is ~700 KB
 DEFAULT_TOKEN_GRACE = 86400
@@ -134,7 +134,7 @@ class RelayConfig:
                 if self.s3_client_factory is not None:
                     self._client = self.s3_client_factory()
                 else:
-                    from ..config import s3_client
+                    from s3mpu.config import s3_client
 
                     self._client = s3_client(self.settings)
             return self._client

@@ -15,15 +15,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..completion import complete_upload, list_parts
-from ..errors import AccessDeniedError, NoInputError, PartialError, UsageError
-from ..layout import MAX_OBJECT_SIZE, MAX_PARTS, PartSpan
-from ..minting import expires_in
-from ..presign import Presigner
-from ..s3errors import classify_boto
-from ..token import Identity
-from .config import ApiToken, RelayConfig, find_api_token
-from .service import RelayService, upstream
+from s3mpu.admin.completion import complete_upload, list_parts
+from s3mpu.errors import AccessDeniedError, NoInputError, PartialError, UsageError
+from s3mpu.layout import MAX_OBJECT_SIZE, MAX_PARTS, PartSpan
+from s3mpu.admin.mint import expires_in
+from s3mpu.admin.presign import Presigner
+from s3mpu.s3errors import classify_boto
+from s3mpu.token import Identity
+from s3mpu.relay.config import ApiToken, RelayConfig, find_api_token
+from s3mpu.relay.service import RelayService, upstream
 
 log = logging.getLogger("s3mpu.relay")
 CANNED_ACLS = {"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
@@ -88,7 +88,7 @@ class SeedApi:
             for n, md5_hex in enumerate(md5s, 1):
                 out[str(n)] = presigner.part_url(PartSpan(n, 0, 0), sign_length=False, md5_hex=md5_hex)
         except BaseException:
-            from ..admin import abort_upload
+            from s3mpu.admin.housekeeping import abort_upload
 
             abort_upload(client, self.bucket, key, upload_id)
             raise

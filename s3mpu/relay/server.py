@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Settings
-from .config import RelayConfig
+from s3mpu.config import Settings
+from s3mpu.relay.config import RelayConfig
 
 log = logging.getLogger("s3mpu.relay")
 
@@ -57,7 +57,7 @@ def _create_server(config: RelayConfig, host: str, port: int, threads: int, **wa
     declared beyond 64 x the limit is cut off by waitress itself (plain-text 413)."""
     from waitress.server import create_server
 
-    from .app import create_app
+    from s3mpu.relay.app import create_app
 
     app = create_app(config)
     return create_server(app, host=host, port=port, threads=threads, ident="s3mpu-relay",

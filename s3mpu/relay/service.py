@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .. import token as tokens
-from ..completion import complete_upload, list_parts
-from ..errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
+from s3mpu import token as tokens
+from s3mpu.admin.completion import complete_upload, list_parts
+from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
                       TempFailError, UsageError)
-from ..units import format_duration, parse_expires, utc_iso
-from .config import AuthError, RelayConfig
+from s3mpu.units import format_duration, parse_expires, utc_iso
+from s3mpu.relay.config import AuthError, RelayConfig
 
 log = logging.getLogger("s3mpu.relay")
 _TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -136,7 +136,7 @@ class RelayService:
 
     def abort(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         identity = self.authenticate(body)
-        from ..admin import abort_upload
+        from s3mpu.admin.housekeeping import abort_upload
 
         with upstream("aborting the upload"):
             abort_upload(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
@@ -150,9 +150,9 @@ class RelayService:
         cap = now + timedelta(seconds=self.config.max_refresh_expires)
         expires = _expires(body.get("expires"), now) or cap
         expires = min(expires, cap)
-        from ..layout import plan_parts
-        from ..manifest import Manifest, Part
-        from ..minting import refresh
+        from s3mpu.layout import plan_parts
+        from s3mpu.manifest import Manifest, Part
+        from s3mpu.admin.mint import refresh
 
         client = self.config.s3()
         with upstream("checking the upload"):
@@ -173,8 +173,8 @@ class RelayService:
     # -- online minting ------------------------------------------------------------------
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
         """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
-        from .config import find_api_token
-        from ..minting import mint
+        from s3mpu.relay.config import find_api_token
+        from s3mpu.admin.mint import mint
 
         if not self.config.api_tokens:
             raise AccessDeniedError("online minting is not enabled on this relay",
@@ -216,7 +216,7 @@ def _expires(value: Any, now: datetime) -> datetime | None:
 
 
 def _mint_request(body: Mapping[str, Any]) -> Any:
-    from ..minting import MintRequest
+    from s3mpu.admin.mint import MintRequest
 
     def opt_int(name: str) -> int | None:
         v = body.get(name)
@@ -224,7 +224,7 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
             return None
         if isinstance(v, bool) or not isinstance(v, int | str):
             raise UsageError(f'"{name}" must be a number of bytes')
-        from ..units import parse_size
+        from s3mpu.units import parse_size
 
         return parse_size(v)
 
@@ -247,7 +247,7 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
                       part_size=opt_int("part_size"), content_type=ctype, metadata=meta, md5s=md5s)
     if (req.size is None) == (req.max_size is None):
         raise UsageError('give exactly one of "size" and "max_size"')
-    from ..layout import auto_part_size, plan_parts
+    from s3mpu.layout import auto_part_size, plan_parts
 
     plan_parts(req.size if req.size is not None else req.max_size,  # refuse impossible layouts up front
                req.part_size or auto_part_size(req.size if req.size is not None else req.max_size))

@@ -20,10 +20,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import load_settings, require_credentials, s3_client
-from ..errors import ConfigError
-from ..units import parse_duration, parse_size
-from .config import RelayConfig, load_api_tokens
+from s3mpu.config import load_settings, require_credentials, s3_client
+from s3mpu.errors import ConfigError
+from s3mpu.units import parse_duration, parse_size
+from s3mpu.relay.config import RelayConfig, load_api_tokens
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
@@ -50,7 +50,7 @@ def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
 
 def make_app(env: Mapping[str, str] | None = None) -> Any:
     """The Flask app configured from ``env``, with s3mpu's log lines on stderr when nothing else logs them."""
-    from .app import create_app
+    from s3mpu.relay.app import create_app
 
     lg = logging.getLogger("s3mpu")
     if not lg.handlers and not logging.getLogger().handlers:

@@ -9,9 +9,9 @@ import json
 from typing import Any
 
 from s3mpu import manifest as manifests
-from s3mpu.httpclient import HttpClient, list_parts
-from s3mpu.minting import MintRequest, mint
-from s3mpu.presign import Presigner
+from s3mpu.user.httpclient import HttpClient, list_parts
+from s3mpu.admin.mint import MintRequest, mint
+from s3mpu.admin.presign import Presigner
 from servers import S3Server
 
 MiB = 1 << 20

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from s3mpu.cli import cli
 from s3mpu.manifest import load
-from s3mpu.presign import b64_md5
+from s3mpu.admin.presign import b64_md5
 
 MiB = 1024 * 1024
 

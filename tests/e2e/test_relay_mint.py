@@ -6,7 +6,7 @@ import pytest
 from relay_fixtures import API_TOKENS, relay_settings
 from s3mpu.errors import AccessDeniedError, DataError
 from s3mpu.manifest import Manifest
-from s3mpu.relay.client import RelayClient
+from s3mpu.user.relayclient import RelayClient
 from s3mpu.relay.config import ApiToken, token_sha256
 from s3mpu.relay.server import start_relay
 
@@ -31,7 +31,7 @@ def _uploads(s3, bucket: str) -> list:
 
 
 def test_mint_upload_complete(s3, make_data) -> None:
-    from s3mpu.uploading import upload
+    from s3mpu.user.upload import upload
 
     bucket = s3.bucket()
     path = make_data(9 * MiB + 3, seed=4)

@@ -24,7 +24,7 @@ import urllib3
 from relay_fixtures import put_parts, relay_settings
 from s3mpu.config import Settings, s3_client
 from s3mpu.manifest import Manifest
-from s3mpu.minting import MintRequest, mint
+from s3mpu.admin.mint import MintRequest, mint
 from s3mpu.relay.server import start_relay
 from servers import S3Server, free_port, wait_port
 
@@ -159,7 +159,7 @@ def test_seed_api_with_sigv2_on_s3rver(s3rver_server) -> None:
 
 
 def test_put_library_on_sigv2_manifest(s3rver_server, tmp_path) -> None:
-    from s3mpu.uploading import upload
+    from s3mpu.user.upload import upload
 
     bucket = s3rver_server.bucket()
     v2 = v2_client(s3rver_server)

@@ -86,9 +86,9 @@ def test_expired_manifest_is_77_then_refresh_resumes(e2e: Any, relay: Any, make_
 
 def test_expired_mid_transfer_on_strict_server_is_fatal(rclone_server: Any, make_data: Any) -> None:
     """rclone answers an expired part URL with 400 AccessDenied: the engine must stop, not retry."""
-    from s3mpu.httpclient import HttpClient
+    from s3mpu.user.httpclient import HttpClient
     from s3mpu.manifest import loads
-    from s3mpu.transfer import PartTask, RetryPolicy, Transfer
+    from s3mpu.user.transfer import PartTask, RetryPolicy, Transfer
 
     from relay_fixtures import mint_for
     from s3mpu.units import parse_expires

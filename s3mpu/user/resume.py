@@ -1,6 +1,6 @@
 """Before and on resuming an upload: one cheap look at the server, and which parts it already holds.
 
-Split from :mod:`s3mpu.uploading` (which decides what to send) because these steps talk to the
+Split from :mod:`s3mpu.user.upload` (which decides what to send) because these steps talk to the
 server before any byte goes out: the presigned ListParts request gives the server's clock (for
 skew and expiry warnings), proves the URLs still work (an expired manifest stops here with
 nothing sent), and, when the local journal is lost, tells which parts S3 holds. A held part
@@ -17,11 +17,11 @@ from typing import Any
 
 import urllib3
 
-from .errors import AccessDeniedError, S3mpuError, TempFailError
-from .httpclient import HttpClient, ListedParts, list_parts
-from .journal import Journal
-from .manifest import Manifest, Part
-from .transfer import CHUNK, hash_range
+from s3mpu.errors import AccessDeniedError, S3mpuError, TempFailError
+from s3mpu.user.httpclient import HttpClient, ListedParts, list_parts
+from s3mpu.user.journal import Journal
+from s3mpu.manifest import Manifest, Part
+from s3mpu.user.transfer import CHUNK, hash_range
 
 
 def next_commands(manifest_path: str | None, file_path: str) -> tuple[str, str]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .errors import DataError, NoInputError, PartialError
-from .layout import composite_etag, part_count
-from .s3errors import classify_boto
-from .token import Identity
+from s3mpu.errors import DataError, NoInputError, PartialError
+from s3mpu.layout import composite_etag, part_count
+from s3mpu.s3errors import classify_boto
+from s3mpu.token import Identity
 
-log = logging.getLogger("s3mpu.completion")
+log = logging.getLogger("s3mpu.admin.completion")
 
 
 def norm_etag(etag: Any) -> str:

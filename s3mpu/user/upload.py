@@ -1,6 +1,6 @@
 """Upload policy: what to send, what to skip, when to complete (the user side of ``s3mpu put``).
 
-:mod:`s3mpu.transfer` moves bytes; this module decides. In order:
+:mod:`s3mpu.user.transfer` moves bytes; this module decides. In order:
 1. the file must fit the manifest *before one byte is sent* (exit 65, both sizes named);
 2. one cheap presigned request (ListParts) gives the server's clock, proves the URLs still
    work (an expired manifest fails here, exit 77, nothing sent) and tells which parts S3 has;
@@ -22,17 +22,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
+from s3mpu.errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
                      TempFailError, UsageError)
-from .httpclient import HttpClient
-from .journal import FileIdentity, Journal, journal_path
-from .layout import composite_etag
-from .manifest import Manifest, Part
-from .progress import NullProgress, ProgressSink
-from .ratelimit import TokenBucket
-from .transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
-from .resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
-from .units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
+from s3mpu.user.httpclient import HttpClient
+from s3mpu.user.journal import FileIdentity, Journal, journal_path
+from s3mpu.layout import composite_etag
+from s3mpu.manifest import Manifest, Part
+from s3mpu.user.progress import NullProgress, ProgressSink
+from s3mpu.user.ratelimit import TokenBucket
+from s3mpu.user.transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
+from s3mpu.user.resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
+from s3mpu.units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
 
 DEFAULT_JOBS = 8
 DEFAULT_RETRIES = 5
@@ -127,7 +127,7 @@ def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None 
     url = relay if isinstance(relay, str) else (m.relay.url if m.relay else None)
     if not url:
         return None
-    from .relay.client import RelayClient
+    from s3mpu.user.relayclient import RelayClient
 
     return RelayClient(url, retries=retries, ca_bundle=ca_bundle)
 

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, NoInputError
-from .layout import PartSpan, auto_part_size, plan_parts
-from .manifest import parse_json
-from .units import utc_iso
+from s3mpu.errors import DataError, NoInputError
+from s3mpu.layout import PartSpan, auto_part_size, plan_parts
+from s3mpu.manifest import parse_json
+from s3mpu.units import utc_iso
 
 FORMAT = "s3mpu.plan/1"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -200,7 +200,7 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
 
 def dump_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write atomically (``-`` is stdout); 0600 like everything s3mpu writes, though a plan holds no secret."""
-    from .manifest import write_private
+    from s3mpu.manifest import write_private
 
     write_private(path, plan.to_json())
 

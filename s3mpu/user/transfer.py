@@ -10,8 +10,8 @@ Why this shape:
   refused URL or a data error stops every worker at once, because it will hit every part.
 - Cancellation (Ctrl-C, a fatal error) is one ``threading.Event`` checked between chunks
   and used for every sleep, so workers stop within one chunk.
-- Policy (which parts, journal, completion) lives in :mod:`s3mpu.uploading`; this module only
-  moves bytes and reports facts through callbacks and a :class:`~s3mpu.progress.ProgressSink`.
+- Policy (which parts, journal, completion) lives in :mod:`s3mpu.user.upload`; this module only
+  moves bytes and reports facts through callbacks and a :class:`~s3mpu.user.progress.ProgressSink`.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import urllib3
 
-from .errors import AccessDeniedError, DataError, S3mpuError, TempFailError
-from .httpclient import FileSegment, HttpClient, Reply, ShortFileError
-from .progress import NullProgress, ProgressSink
-from .ratelimit import TokenBucket
-from .s3errors import classify_http, retryable, xml_error
+from s3mpu.errors import AccessDeniedError, DataError, S3mpuError, TempFailError
+from s3mpu.user.httpclient import FileSegment, HttpClient, Reply, ShortFileError
+from s3mpu.user.progress import NullProgress, ProgressSink
+from s3mpu.user.ratelimit import TokenBucket
+from s3mpu.s3errors import classify_http, retryable, xml_error
 
 #: bytes read (hashed, rate-limited, sent) at a time; also each worker's buffer size.
 CHUNK = 1024 * 1024
@@ -138,7 +138,7 @@ def hash_range(fd: int, offset: int, size: int, buf: bytearray, cancel: threadin
 class PartBody:
     """One part as a request body for urllib3: file segments at the part's offset, rate-limited, with progress.
 
-    It yields :class:`~s3mpu.httpclient.FileSegment` items that our connection class sends
+    It yields :class:`~s3mpu.user.httpclient.FileSegment` items that our connection class sends
     with ``sendfile`` (the bytes never enter Python); progress is reported once a segment
     is on the socket.
     """

@@ -17,10 +17,10 @@ from typing import Any
 
 import urllib3
 
-from ..errors import (AccessDeniedError, DataError, NoInputError, PartialError, S3mpuError, TempFailError,
+from s3mpu.errors import (AccessDeniedError, DataError, NoInputError, PartialError, S3mpuError, TempFailError,
                       UsageError)
 
-log = logging.getLogger("s3mpu.relay.client")
+log = logging.getLogger("s3mpu.user.relayclient")
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 
 

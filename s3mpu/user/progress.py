@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from .units import format_duration, format_size
+from s3mpu.units import format_duration, format_size
 
 
 class ProgressSink(Protocol):

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .s3errors import classify_boto
-from .units import utc_iso
+from s3mpu.s3errors import classify_boto
+from s3mpu.units import utc_iso
 
 DEFAULT_OLDER_THAN = 7 * 86400
 

@@ -3,7 +3,7 @@
 Why not boto3 here: the user holds no credentials and only ever sends presigned requests,
 and boto3 costs ~0.3 s of import and a lot of per-request overhead on the hot path. One
 ``PoolManager`` sized to the number of workers keeps one connection per worker alive;
-urllib3's own retries are off because :mod:`s3mpu.transfer` owns the retry policy.
+urllib3's own retries are off because :mod:`s3mpu.user.transfer` owns the retry policy.
 Timeouts are the stall detector: the connect timeout also bounds each socket write
 (urllib3 sends the body under it), the read timeout bounds the wait for the answer.
 """
@@ -25,8 +25,8 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import S3mpuError
-from .s3errors import classify_http
+from s3mpu.errors import S3mpuError
+from s3mpu.s3errors import classify_http
 
 #: bytes handed to each ``socket.send``: large enough to keep Python out of the way.
 BLOCKSIZE = 1024 * 1024

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .layout import PartSpan
+from s3mpu.layout import PartSpan
 
 #: Query parameters SigV4 query auth adds; everything before them is the operation's own.
 _AUTH_PARAMS = ("X-Amz-Algorithm=",)

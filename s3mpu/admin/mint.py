@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import token as tokens
-from .errors import UsageError
-from .layout import auto_part_size, plan_parts
-from .manifest import Manifest, Part, Relay
-from .presign import Presigner, b64_md5
-from .s3errors import classify_boto
-from .units import format_duration, utc_iso
+from s3mpu import token as tokens
+from s3mpu.errors import UsageError
+from s3mpu.layout import auto_part_size, plan_parts
+from s3mpu.manifest import Manifest, Part, Relay
+from s3mpu.admin.presign import Presigner, b64_md5
+from s3mpu.s3errors import classify_boto
+from s3mpu.units import format_duration, utc_iso
 
 SIGV4_MAX_EXPIRES = 7 * 86400
 DEFAULT_EXPIRES = 7 * 86400
@@ -143,7 +143,7 @@ def refresh(client: Any, old: Manifest, *, expires: datetime | None = None, rela
 
 
 def _span(p: Part) -> Any:
-    from .layout import PartSpan
+    from s3mpu.layout import PartSpan
 
     return PartSpan(p.number, p.offset, p.size)
 
