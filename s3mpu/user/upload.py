@@ -1,38 +1,43 @@
 """Upload policy: what to send, what to skip, when to complete (the user side of ``s3mpu put``).
 
-:mod:`s3mpu.user.transfer` moves bytes; this module decides. In order:
-1. the file must fit the manifest *before one byte is sent* (exit 65, both sizes named);
-2. one cheap presigned request (ListParts) gives the server's clock, proves the URLs still
-   work (an expired manifest fails here, exit 77, nothing sent) and tells which parts S3 has;
-3. the journal (or, when it is lost, the relay's status or that listing, checked against the
-   local MD5s) says which parts are already done;
-4. the rest goes through the transfer engine; each verified part is journalled (fsync);
-5. completion through the relay, then the composite ETag and the size are checked.
+:mod:`s3mpu.user.transfer` moves bytes; :mod:`s3mpu.user.sources` says where they come from;
+this module decides. :func:`upload` is a short sequence of named steps over one :class:`Run`
+(the state they hand on to each other), so a check can be added where it belongs:
+1. ``open_run``: the source must fit the manifest *before one byte is sent* (exit 65, both sizes named);
+2. ``look_at_server``: one cheap presigned request (ListParts) gives the server's clock, proves the
+   URLs still work (an expired manifest fails here, exit 77, nothing sent) and tells which parts
+   S3 has; an upload completed by an earlier run ends here (exit 0);
+3. ``find_done``: the journal (or, when it is lost, the relay's status or that listing, checked
+   against the local MD5s) says which parts are already done;
+4. ``plan_sends``: the parts still to send, checked against a plan's MD5s, with an expiry estimate;
+5. ``send_parts``: the transfer engine sends them; each verified part is journalled (fsync);
+6. ``check_sent``: a fatal error, a cancel or failed parts end the run with the next command;
+7. ``finish``: completion through the relay, then the composite ETag and the size are checked.
 Nothing here imports boto3: the user has no credentials and the put path must stay light.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from s3mpu.errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
-                     TempFailError, UsageError)
-from s3mpu.user.httpclient import HttpClient
-from s3mpu.user.journal import FileIdentity, Journal, journal_path
+from s3mpu.errors import AccessDeniedError, InterruptedError_, NoInputError, PartialError, S3mpuError, TempFailError
 from s3mpu.layout import composite_etag
 from s3mpu.manifest import Manifest, Part
+from s3mpu.units import MiB, format_duration, format_size, parse_size, utc_iso
+from s3mpu.user.finish import already_completed, complete_via_relay, make_relay, verify_completed
+from s3mpu.user.httpclient import HttpClient
+from s3mpu.user.journal import Journal, journal_path
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
-from s3mpu.user.transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
-from s3mpu.user.resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
-from s3mpu.units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
+from s3mpu.user.resume import Preflight, expired_hint, next_commands, preflight, resume_from_server, server_parts
+from s3mpu.user.sources import FileSource, check_content, check_file, file_parts
+from s3mpu.user.transfer import Outcome, PartDone, PartTask, RetryPolicy, Transfer, split
 
 DEFAULT_JOBS = 8
 DEFAULT_RETRIES = 5
@@ -63,73 +68,69 @@ class UploadResult:
                 "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped}
 
 
-def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
-    """The file's identity, after checking it fits the manifest (exit 66 / 65 before any byte moves)."""
-    try:
-        ident = FileIdentity.of(path)
-    except FileNotFoundError:
-        raise NoInputError(f"file not found: {path}", "Check the path of the file to upload.") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if Path(path).is_dir():
-        raise NoInputError(f"{path} is a directory, not a file", "Give the path of the one file to upload.")
-    if not os.access(path, os.R_OK):
-        raise NoInputError(f"cannot read {path}: permission denied")
-    if m.size_is_max:
-        if ident.size > m.size:
-            raise DataError(f"{path} is {ident.size} bytes ({format_size(ident.size)}), more than the manifest's "
-                            f"maximum of {m.size} bytes ({format_size(m.size)}); nothing was sent",
-                            "Ask the admin for a manifest with a larger --max-size.")
-    elif ident.size != m.size:
-        raise DataError(f"{path} is {ident.size} bytes but the manifest is for exactly {m.size} bytes; nothing was sent",
-                        "Upload the file the manifest was minted for, or ask the admin for one minted with "
-                        f"--size {ident.size}.")
-    return ident
+@dataclass
+class Options:
+    """What the caller asked for; fixed for the whole run."""
+
+    jobs: int
+    retry: RetryPolicy
+    rate: int | None
+    subset: Sequence[int] | str | None
+    complete: bool
+    manifest_path: str | None
+    state_dir: Path | None
+    progress: ProgressSink
+    warn: Callable[[str], None]
+    info: Callable[[str], None]
 
 
-def check_content(fd: int, parts: Sequence[Part | PartTask], file_path: str) -> None:
-    """Content-bound manifests (minted from a plan): every part's MD5 must match before the first byte is sent.
+@dataclass
+class Run:
+    """The state one put hands from step to step; each step reads what the earlier ones set."""
 
-    The transfer checks each part again just before sending it, but parts run in parallel: only a
-    check of every part still to send guarantees that a differing file sends nothing (exit 65).
-    Parts already done (journal, or verified against the server's list) are not read again.
-    """
-    buf = bytearray(CHUNK)
-    for p in parts:
+    m: Manifest
+    source: FileSource
+    opts: Options
+    http: HttpClient
+    relay: Any  # a RelayClient (or a test double), None when the manifest names no relay
+    cancel: threading.Event
+    started: float
+    every: list[Part]  # every part the source fills
+    mine: list[Part]  # the ones this run is responsible for (--parts)
+    pre: Preflight | None = None
+    server_now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    journal: Journal | None = None
+    done: set[int] = field(default_factory=set)  # part numbers known to be on the server
+    todo: list[PartTask] = field(default_factory=list)
+    total: int = 0  # bytes of the parts this run is responsible for
+    already: int = 0  # ... of which already on the server
+    outcome: Outcome | None = None
+
+    @property
+    def mp(self) -> str:
+        return next_commands(self.opts.manifest_path, self.source.name)[0]
+
+    @property
+    def put_cmd(self) -> str:
+        return next_commands(self.opts.manifest_path, self.source.name)[1]
+
+    @property
+    def mine_numbers(self) -> set[int]:
+        return {p.number for p in self.mine}
+
+    def result(self, **kw: Any) -> UploadResult:
+        elapsed = time.monotonic() - self.started
+        sent = kw.pop("bytes_sent", 0)
+        base: dict[str, Any] = {"key": self.m.key, "bucket": self.m.bucket, "size": self.source.size, "etag": None,
+                                "parts": len(self.every), "seconds": elapsed, "bytes_sent": sent,
+                                "mib_per_s": sent / MiB / max(elapsed, 1e-6), "completed": False}
+        return UploadResult(**{**base, **kw})
+
+    def close(self) -> None:
         try:
-            md5 = hash_range(fd, p.offset, p.size, buf)
-        except Exception as exc:  # LocalReadError: the file shrank or cannot be read
-            raise NoInputError(f"cannot read {file_path}: {exc}") from None
-        if p.md5 and md5 != p.md5.lower():
-            raise DataError(f"{file_path} differs from the file the manifest was planned for: part {p.number} "
-                            f"(bytes {p.offset}-{p.offset + p.size - 1}) has MD5 {md5}, the manifest expects {p.md5}; "
-                            "nothing was sent",
-                            "Upload the exact file that was planned (s3mpu plan), or ask the admin for a new manifest.")
-
-
-def file_parts(m: Manifest, size: int, subset: Sequence[int] | str | None) -> tuple[list[Part], list[Part]]:
-    """``(all parts the file fills, the ones this run is responsible for)``."""
-    every = m.parts_for_file(size)
-    if subset is None:
-        return every, every
-    numbers = parse_parts_spec(subset, len(every)) if isinstance(subset, str) else sorted(set(subset))
-    bad = [n for n in numbers if n < 1 or n > len(every)]
-    if bad:
-        raise UsageError(f"--parts names part {bad[0]}, but this file fills parts 1-{len(every)}")
-    wanted = set(numbers)
-    return every, [p for p in every if p.number in wanted]
-
-
-def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None = None) -> Any:
-    """A RelayClient for ``relay`` (client object or URL) or the manifest's relay; None without one."""
-    if relay is not None and not isinstance(relay, str):
-        return relay
-    url = relay if isinstance(relay, str) else (m.relay.url if m.relay else None)
-    if not url:
-        return None
-    from s3mpu.user.relayclient import RelayClient
-
-    return RelayClient(url, retries=retries, ca_bundle=ca_bundle)
+            self.source.close()
+        finally:
+            self.http.close()
 
 
 def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None = None, retries: int | None = None,
@@ -140,225 +141,196 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
            cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
            proxy: str | None = None) -> UploadResult:
     """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to."""
-    m = manifest
-    warn = warn or (lambda _s: None)
-    info = info or (lambda _s: None)
     jobs = max(1, int(jobs or DEFAULT_JOBS))
-    retry = retry or RetryPolicy(retries=DEFAULT_RETRIES if retries is None else max(0, int(retries)))
-    rate = parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate
-    progress = progress or NullProgress()
-    file_path = str(path)
-    mp, put_cmd = next_commands(manifest_path, file_path)
+    opts = Options(jobs=jobs,
+                   retry=retry or RetryPolicy(retries=DEFAULT_RETRIES if retries is None else max(0, int(retries))),
+                   rate=parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate, subset=parts,
+                   complete=complete, manifest_path=manifest_path, state_dir=state_dir,
+                   progress=progress or NullProgress(), warn=warn or (lambda _s: None),
+                   info=info or (lambda _s: None))
     started = time.monotonic()
-
-    ident = check_file(m, path)  # 66/65 before anything else, before any network
-    every, mine = file_parts(m, ident.size, parts)
+    source = FileSource.open(manifest, path)  # 66/65 before anything else, before any network
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise NoInputError(f"cannot open {path}: {exc.strerror or exc}") from None
-    http = HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout, ca_bundle=ca_bundle,
-                      proxy=proxy)
-    relay_client = make_relay(m, relay, ca_bundle=ca_bundle)
-    cancel = cancel or threading.Event()
+        every, mine = source.parts(manifest, parts)
+    except BaseException:
+        source.close()
+        raise
+    run = Run(manifest, source, opts, HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                                                 ca_bundle=ca_bundle, proxy=proxy),
+              make_relay(manifest, relay, ca_bundle=ca_bundle), cancel or threading.Event(), started, every, mine)
     try:
-        try:
-            pre = preflight(m, http, manifest_path, file_path)
-        except NoInputError:
-            # The upload is gone: completed by an earlier run (exit 0), or aborted/expired (66).
-            reply = already_completed(m, relay_client, fd, every, ident.size)
-            if reply is None:
-                raise
-            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).remove()
-            elapsed = time.monotonic() - started
-            return UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=reply.get("etag"),
-                                parts=len(every), seconds=elapsed, bytes_sent=0, mib_per_s=0.0, completed=True,
-                                parts_uploaded=0, parts_skipped=len(mine),
-                                message="already completed earlier; the object matches the file")
-        if pre.skew is not None and abs(pre.skew) > SKEW_WARN_SECONDS:
-            warn(f"the local clock is {format_duration(abs(pre.skew))} {'ahead of' if pre.skew > 0 else 'behind'} "
-                 "the server's; expiry checks use the server's clock")
-        server_now = pre.server_now or datetime.now(timezone.utc)
-        if server_now >= m.expires:
-            raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time {utc_iso(server_now)}); "
-                                    "nothing was sent", expired_hint(manifest_path, file_path))
-
-        journal = Journal.open(m.upload_id, m.bucket, m.key, ident, state_dir)
-        if journal.stale:
-            warn(f"{file_path} changed since the last run (size or modification time); uploading every part again")
-        by_number = {p.number: p for p in every}
-        done = {n for n, r in journal.parts.items() if n in by_number and r.size == by_number[n].size}
-        if pre.listed is not None and pre.listed.complete and done:
-            on_server = {int(h["number"]) for h in pre.listed.parts}
-            lost = done - on_server
-            if lost:
-                warn(f"{len(lost)} journalled part(s) are not on the server any more; sending them again")
-                done -= lost
-        if not journal.existed or journal.stale:
-            held = server_parts(m, relay_client, pre, warn)
-            if held:
-                found = resume_from_server(m, mine, held, fd, journal, cancel)
-                if found:
-                    info(f"the server already holds {len(found)} matching part(s); skipping them")
-                done |= found
-        journal.start()
-
-        send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
-        todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in mine], done)
-        check_content(fd, [t for t in todo if t.md5], file_path)  # content-bound: 65 before the first byte
-        total = sum(p.size for p in mine)
-        already = sum(p.size for p in mine if p.number in done)
-        left = total - already
-        if rate and left:
-            eta = left / rate
-            if server_now + timedelta(seconds=eta) > m.expires:
-                warn(f"at --limit-rate {format_size(rate)}/s the upload needs about {format_duration(eta)}, "
-                     f"but the URLs expire at {m.expires_at}; ask the admin for a refreshed manifest (s3mpu mint --refresh)")
-        limiter = TokenBucket(rate) if rate else None
-        transfer = Transfer(fd, http, jobs=jobs, retry=retry, limiter=limiter, progress=progress,
-                            on_done=lambda d: journal.record(d.number, d.size, d.md5), cancel=cancel)
-        clock_offset = (server_now - datetime.now(timezone.utc)).total_seconds()
-        warned = [False]
-        t0 = time.monotonic()
-
-        def tick() -> None:  # in the calling thread: warn once when the URLs will expire before the end
-            elapsed = time.monotonic() - t0
-            sent = transfer.bytes_sent
-            if warned[0] or elapsed < 5 or sent <= 0:
-                return
-            eta = (left - sent) / (sent / elapsed)
-            finish = datetime.now(timezone.utc) + timedelta(seconds=clock_offset + eta)
-            if finish > m.expires:
-                warned[0] = True
-                warn(f"at the current speed the upload ends in about {format_duration(eta)}, after the URLs expire "
-                     f"({m.expires_at}); ask the admin now for a refreshed manifest (s3mpu mint --refresh {mp})")
-
-        progress.start(total, already, len(todo))
-        try:
-            outcome = transfer.run(todo, tick=tick)
-        except KeyboardInterrupt:
-            journal.close()
-            n_done = len(done) + len(transfer.outcome.done)
-            raise InterruptedError_(f"interrupted: {n_done} of {len(mine)} parts are uploaded and recorded",
-                                    f"Re-run the same command to resume: {put_cmd}") from None
-        finally:
-            progress.close()
-        journal.close()
-        done |= {d.number for d in outcome.done}
-        if outcome.fatal is not None:
-            raise _explain(outcome.fatal, m, manifest_path, file_path)
-        if outcome.cancelled:  # stopped from outside (a library caller's cancel event)
-            raise InterruptedError_(f"stopped: {len(done & {p.number for p in mine})} of {len(mine)} parts are "
-                                    "uploaded and recorded", f"Re-run the same command to resume: {put_cmd}")
-        if outcome.failed or len(done & {p.number for p in mine}) < len(mine):
-            missing = sorted({p.number for p in mine} - done)
-            first = next(iter(outcome.failed.values()), None)
-            why = f" (last error: {first.message})" if first else ""
-            if not outcome.done and first is not None and isinstance(first, TempFailError):
-                raise TempFailError(f"no part could be uploaded{why}", f"Retry later with the same command: {put_cmd}")
-            raise PartialError(f"{len(missing)} of {len(mine)} parts failed after retries{why}",
-                               f"Re-run the same command; it resumes: {put_cmd}", failed=missing)
-
-        elapsed = time.monotonic() - started
-        sent = outcome.bytes_sent
-        result = UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=None, parts=len(every),
-                              seconds=elapsed, bytes_sent=sent, mib_per_s=sent / MiB / max(elapsed, 1e-6),
-                              completed=False, parts_uploaded=len(outcome.done),
-                              parts_skipped=len(mine) - len(outcome.done))
-        all_numbers = {p.number for p in every}
-        recorded = set(journal.parts) & all_numbers
-        if not complete:
-            result.message = f"all {len(mine)} part(s) uploaded; complete with: s3mpu complete {mp}"
-            return result
-        if recorded != all_numbers:
-            result.message = (f"parts {_ranges(sorted(n for n in mine_numbers(mine)))} uploaded; once every machine "
-                              f"is done, run: s3mpu complete {mp}")
-            return result
-        if relay_client is None or not (m.relay and m.relay.token):
-            result.message = f"all parts uploaded; this manifest names no relay: the admin completes with: s3mpu complete {mp}"
-            warn(result.message)
-            return result
-        md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
-        reply = complete_via_relay(m, relay_client, md5s, ident.size, mp)
-        journal.remove()
-        result.etag = reply.get("etag")
-        result.completed = True
-        result.seconds = time.monotonic() - started
-        result.mib_per_s = sent / MiB / max(result.seconds, 1e-6)
-        return result
+        gone = look_at_server(run)
+        if gone is not None:
+            return gone
+        find_done(run)
+        plan_sends(run)
+        send_parts(run)
+        check_sent(run)
+        return finish(run)
     finally:
-        os.close(fd)
-        http.close()
+        run.close()
 
 
-def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[Part], size: int) -> dict[str, Any] | None:
-    """When the upload is gone, ask the relay (idempotent complete) whether it became this file's object."""
-    if relay_client is None or not (m.relay and m.relay.token):
-        return None
-    md5s, whole = _part_and_file_md5s(fd, every)
+def look_at_server(run: Run) -> UploadResult | None:
+    """Preflight: server clock, URL validity, parts held. Returns a result when an earlier run completed it."""
+    m, opts = run.m, run.opts
     try:
-        reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
-                                                                            for i, e in enumerate(md5s)], size=size)
-    except S3mpuError:
-        return None
-    verify_completed(reply, md5s, size)
-    etag = str(reply.get("etag") or "").strip('"').lower()
-    if len(etag) == 32 and etag != whole:  # servers like rclone report the plain MD5 of the object
-        raise DataError(f"{m.uri} was already completed, but its MD5 {etag} is not this file's ({whole})",
-                        "This upload holds other bytes; ask the admin for a new manifest to upload this file.")
-    return reply
+        run.pre = preflight(m, run.http, opts.manifest_path, run.source.name)
+    except NoInputError:
+        # The upload is gone: completed by an earlier run (exit 0), or aborted/expired (66).
+        reply = already_completed(m, run.relay, run.source, run.every, run.source.size)
+        if reply is None:
+            raise
+        Journal(journal_path(m.upload_id, opts.state_dir), m.upload_id, m.bucket, m.key, run.source.identity).remove()
+        return run.result(etag=reply.get("etag"), completed=True, parts_uploaded=0, parts_skipped=len(run.mine),
+                          message="already completed earlier; the object matches the file")
+    pre = run.pre
+    if pre.skew is not None and abs(pre.skew) > SKEW_WARN_SECONDS:
+        opts.warn(f"the local clock is {format_duration(abs(pre.skew))} "
+                  f"{'ahead of' if pre.skew > 0 else 'behind'} the server's; expiry checks use the server's clock")
+    run.server_now = pre.server_now or datetime.now(timezone.utc)
+    if run.server_now >= m.expires:
+        raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time "
+                                f"{utc_iso(run.server_now)}); nothing was sent",
+                                expired_hint(opts.manifest_path, run.source.name))
+    return None
 
 
-def _part_and_file_md5s(fd: int, parts: Sequence[Part]) -> tuple[list[str], str]:
-    """Every part's MD5 and the whole file's, in one read."""
-    whole = hashlib.md5()
-    out = []
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    for p in parts:
-        h = hashlib.md5()
-        pos = 0
-        while pos < p.size:
-            n = os.preadv(fd, [view[:min(len(buf), p.size - pos)]], p.offset + pos)
-            if n <= 0:
-                raise DataError(f"the file ended early at byte {p.offset + pos}")
-            h.update(view[:n])
-            whole.update(view[:n])
-            pos += n
-        out.append(h.hexdigest())
-    return out, whole.hexdigest()
+def find_done(run: Run) -> None:
+    """Which parts are already on the server: the journal, checked against the listing, else the server's list."""
+    m, opts, pre = run.m, run.opts, run.pre
+    journal = run.journal = Journal.open(m.upload_id, m.bucket, m.key, run.source.identity, opts.state_dir)
+    if journal.stale:
+        opts.warn(f"{run.source.name} changed since the last run (size or modification time); "
+                  "uploading every part again")
+    by_number = {p.number: p for p in run.every}
+    done = {n for n, r in journal.parts.items() if n in by_number and r.size == by_number[n].size}
+    if pre is not None and pre.listed is not None and pre.listed.complete and done:
+        on_server = {int(h["number"]) for h in pre.listed.parts}
+        lost = done - on_server
+        if lost:
+            opts.warn(f"{len(lost)} journalled part(s) are not on the server any more; sending them again")
+            done -= lost
+    if (not journal.existed or journal.stale) and pre is not None:
+        held = server_parts(m, run.relay, pre, opts.warn)
+        if held:
+            found = resume_from_server(m, run.mine, held, run.source.fd, journal, run.cancel)
+            if found:
+                opts.info(f"the server already holds {len(found)} matching part(s); skipping them")
+            done |= found
+    journal.start()
+    run.done = done
+
+
+def plan_sends(run: Run) -> None:
+    """The parts still to send; content-bound ones checked before the first byte; an expiry estimate."""
+    m, opts = run.m, run.opts
+    send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
+    run.todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in run.mine], run.done)
+    run.source.check_content([t for t in run.todo if t.md5])  # content-bound: 65 before the first byte
+    run.total = sum(p.size for p in run.mine)
+    run.already = sum(p.size for p in run.mine if p.number in run.done)
+    left = run.total - run.already
+    if opts.rate and left:
+        eta = left / opts.rate
+        if run.server_now + timedelta(seconds=eta) > m.expires:
+            opts.warn(f"at --limit-rate {format_size(opts.rate)}/s the upload needs about {format_duration(eta)}, "
+                      f"but the URLs expire at {m.expires_at}; ask the admin for a refreshed manifest "
+                      "(s3mpu mint --refresh)")
+
+
+def send_parts(run: Run) -> None:
+    """Send ``run.todo`` through the transfer engine; each verified part is journalled as it lands."""
+    m, opts, journal = run.m, run.opts, run.journal
+    assert journal is not None
+    limiter = TokenBucket(opts.rate) if opts.rate else None
+    transfer = Transfer(run.source.fd, run.http, jobs=opts.jobs, retry=opts.retry, limiter=limiter,
+                        progress=opts.progress, on_done=lambda d: journal.record(d.number, d.size, d.md5),
+                        cancel=run.cancel)
+    clock_offset = (run.server_now - datetime.now(timezone.utc)).total_seconds()
+    left = run.total - run.already
+    warned = [False]
+    t0 = time.monotonic()
+
+    def tick() -> None:  # in the calling thread: warn once when the URLs will expire before the end
+        elapsed = time.monotonic() - t0
+        sent = transfer.bytes_sent
+        if warned[0] or elapsed < 5 or sent <= 0:
+            return
+        eta = (left - sent) / (sent / elapsed)
+        finish_at = datetime.now(timezone.utc) + timedelta(seconds=clock_offset + eta)
+        if finish_at > m.expires:
+            warned[0] = True
+            opts.warn(f"at the current speed the upload ends in about {format_duration(eta)}, after the URLs "
+                      f"expire ({m.expires_at}); ask the admin now for a refreshed manifest "
+                      f"(s3mpu mint --refresh {run.mp})")
+
+    opts.progress.start(run.total, run.already, len(run.todo))
+    try:
+        run.outcome = transfer.run(run.todo, tick=tick)
+    except KeyboardInterrupt:
+        journal.close()
+        n_done = len(run.done) + len(transfer.outcome.done)
+        raise InterruptedError_(f"interrupted: {n_done} of {len(run.mine)} parts are uploaded and recorded",
+                                f"Re-run the same command to resume: {run.put_cmd}") from None
+    finally:
+        opts.progress.close()
+    journal.close()
+    run.done |= {d.number for d in run.outcome.done}
+
+
+def check_sent(run: Run) -> None:
+    """Stop with the right error and the next command when the transfer did not send every part."""
+    outcome, mine = run.outcome, run.mine_numbers
+    assert outcome is not None
+    if outcome.fatal is not None:
+        raise _explain(outcome.fatal, run.m, run.opts.manifest_path, run.source.name)
+    if outcome.cancelled:  # stopped from outside (a library caller's cancel event)
+        raise InterruptedError_(f"stopped: {len(run.done & mine)} of {len(mine)} parts are uploaded and recorded",
+                                f"Re-run the same command to resume: {run.put_cmd}")
+    if outcome.failed or len(run.done & mine) < len(mine):
+        missing = sorted(mine - run.done)
+        first = next(iter(outcome.failed.values()), None)
+        why = f" (last error: {first.message})" if first else ""
+        if not outcome.done and first is not None and isinstance(first, TempFailError):
+            raise TempFailError(f"no part could be uploaded{why}", f"Retry later with the same command: {run.put_cmd}")
+        raise PartialError(f"{len(missing)} of {len(mine)} parts failed after retries{why}",
+                           f"Re-run the same command; it resumes: {run.put_cmd}", failed=missing)
+
+
+def finish(run: Run) -> UploadResult:
+    """Complete through the relay when every part is there and we were asked to; else say what comes next."""
+    m, opts, journal, outcome = run.m, run.opts, run.journal, run.outcome
+    assert journal is not None and outcome is not None
+    sent = outcome.bytes_sent
+    result = run.result(bytes_sent=sent, parts_uploaded=len(outcome.done),
+                        parts_skipped=len(run.mine) - len(outcome.done))
+    all_numbers = {p.number for p in run.every}
+    recorded = set(journal.parts) & all_numbers
+    if not opts.complete:
+        result.message = f"all {len(run.mine)} part(s) uploaded; complete with: s3mpu complete {run.mp}"
+        return result
+    if recorded != all_numbers:
+        result.message = (f"parts {_ranges(sorted(run.mine_numbers))} uploaded; once every machine "
+                          f"is done, run: s3mpu complete {run.mp}")
+        return result
+    if run.relay is None or not (m.relay and m.relay.token):
+        result.message = ("all parts uploaded; this manifest names no relay: the admin completes with: "
+                          f"s3mpu complete {run.mp}")
+        opts.warn(result.message)
+        return result
+    md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
+    reply = complete_via_relay(m, run.relay, md5s, run.source.size, run.mp)
+    journal.remove()
+    result.etag = reply.get("etag")
+    result.completed = True
+    result.seconds = time.monotonic() - run.started
+    result.mib_per_s = sent / MiB / max(result.seconds, 1e-6)
+    return result
 
 
 def mine_numbers(mine: Sequence[Part]) -> list[int]:
     return [p.number for p in mine]
-
-
-def complete_via_relay(m: Manifest, relay_client: Any, md5s: Sequence[str] | None, size: int | None,
-                       manifest_path: str = "MANIFEST") -> dict[str, Any]:
-    """Ask the relay to complete, then check size and composite ETag against what we sent."""
-    assert m.relay and m.relay.token
-    parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
-    try:
-        reply = relay_client.complete(m.relay.token, parts=parts, size=size)
-    except TempFailError as exc:
-        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}",
-                            f"Nothing needs re-sending; run later: s3mpu complete {manifest_path}") from None
-    verify_completed(reply, md5s, size)
-    return reply
-
-
-def verify_completed(reply: dict[str, Any], md5s: Sequence[str] | None, size: int | None) -> None:
-    """The object must have our size and, where the server reports the ``-N`` form, our composite ETag."""
-    got_size = reply.get("size")
-    if size is not None and got_size is not None and int(got_size) != size:
-        raise DataError(f"the completed object has {got_size} bytes, the file has {size}",
-                        "Report this to the admin: the object does not match the file.")
-    etag = str(reply.get("etag") or "").strip('"').lower()
-    if md5s and "-" in etag:
-        want = composite_etag(md5s)
-        if etag != want:
-            raise DataError(f"the completed object's ETag {etag} is not the composite of the parts sent ({want})",
-                            "Report this to the admin: the object does not match the file.")
 
 
 def _explain(err: S3mpuError, m: Manifest, manifest_path: str | None, file_path: str) -> S3mpuError:
@@ -382,5 +354,5 @@ def _ranges(numbers: Sequence[int]) -> str:
     return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
 
 
-__all__ = ["UploadResult", "upload", "check_file", "complete_via_relay", "verify_completed", "composite_etag",
-           "PartDone"]
+__all__ = ["UploadResult", "upload", "check_file", "check_content", "file_parts", "complete_via_relay",
+           "verify_completed", "composite_etag", "make_relay", "already_completed", "PartDone", "Run", "Options"]
