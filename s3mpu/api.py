@@ -106,11 +106,12 @@ class CallbackProgress:
         import threading
 
         self.callback = callback
-        self.total = 0
+        self.total: int | None = 0
         self.done = 0
         self._lock = threading.Lock()
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
+        # total is None for a stream (path "-"): the callback then gets None as its total
         with self._lock:
             self.total, self.done = total, done
         self.callback(done, total)

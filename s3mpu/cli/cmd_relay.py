@@ -138,11 +138,15 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
 @click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "rich", "plain", "tqdm", "none"]),
               default="auto", show_default=True, help="Progress display.")
+@click.option("--max-size", type=SIZE, help="With FILE '-': the most the stream may hold (the manifest's maximum).")
+@click.option("--size", "exact_size", type=SIZE, help="With FILE '-': the stream's exact size, when known.")
+@click.option("--memory", type=SIZE, metavar="SIZE", help="With FILE '-': memory for buffered parts (default 256M).")
 @json_option
 @click.pass_obj
 def request(app: AppContext, target: Any, file: str, relay_url: str | None, token: str | None, part_size: int | None,
             expires: Any, content_type: str | None, meta: tuple[str, ...], save_manifest: str | None,
-            jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str) -> None:
+            jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str, max_size: int | None,
+            exact_size: int | None, memory: int | None) -> None:
     """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
 
     The seed article's online flow, with an API token instead of S3 credentials. The
@@ -153,6 +157,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     Examples:
       S3MPU_API_TOKEN=... s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example
       s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example --token T --expires 12h
+      pg_dump db | s3mpu request s3://backups/db.dump - --max-size 50G --relay https://relay.example
     """
     import mimetypes
     import os
@@ -163,6 +168,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     from s3mpu.user.relayclient import RelayClient
     from s3mpu.user.upload import upload
     from s3mpu.cli.cmd_mint import _kv
+    from s3mpu.cli.cmd_user import stdin_or
     from s3mpu.cli.progress_rich import make_progress
 
     url = relay_url or app.settings.relay_url
@@ -171,16 +177,24 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     if not token:
         raise AccessDeniedError("request needs an API token from the relay's admin",
                                 "Pass --token or set S3MPU_API_TOKEN.")
-    try:
-        size = os.stat(file).st_size
-    except OSError as exc:
-        raise NoInputError(f"cannot read {file}: {exc.strerror or exc}") from None
-    body: dict[str, Any] = {"bucket": target.bucket, "key": target.key, "size": size}
+    body: dict[str, Any] = {"bucket": target.bucket, "key": target.key}
+    if file == "-":  # a stream: its size is known only at its end, so the manifest is for at most --max-size
+        if exact_size is None and max_size is None:
+            raise UsageError("request - needs --max-size (the most the stream may hold) or --size",
+                             f"e.g. s3mpu request {target} - --max-size 50G")
+        body.update({"size": exact_size} if exact_size is not None else {"max_size": max_size})
+    else:
+        if exact_size is not None or max_size is not None or memory is not None:
+            raise UsageError("--size, --max-size and --memory are for FILE '-' (standard input)")
+        try:
+            body["size"] = os.stat(file).st_size
+        except OSError as exc:
+            raise NoInputError(f"cannot read {file}: {exc.strerror or exc}") from None
     if part_size:
         body["part_size"] = part_size
     if expires is not None:
         body["expires"] = expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    ctype = content_type or mimetypes.guess_type(file)[0]
+    ctype = content_type or (mimetypes.guess_type(file)[0] if file != "-" else None)
     if ctype:
         body["content_type"] = ctype
     if meta:
@@ -192,8 +206,9 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     app.out.info(f"minted {m.uri}: {len(m.parts)} parts, expires {m.expires_at}; manifest kept in {saved}")
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
     try:
-        result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
-                        manifest_path=saved, warn=app.out.warn, info=app.out.info)
+        result = upload(m, stdin_or(file), jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
+                        manifest_path=saved, warn=app.out.warn, info=app.out.info, memory=memory,
+                        debug=app.out.debug)
     except S3mpuError as exc:
         if not exc.hint:
             exc.hint = f"Resume with: s3mpu put {saved} {file}"

@@ -27,17 +27,28 @@ from s3mpu.cli.params import SIZE
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
               help="Seconds without progress before a connection counts as stalled and is retried.")
+@click.option("--memory", type=SIZE, metavar="SIZE", help="With FILE '-': memory for buffered parts "
+              "(default 256M); fewer parts are sent in parallel to fit.")
+@click.option("--expect-size", type=SIZE, metavar="SIZE", help="With FILE '-': the stream must be exactly SIZE "
+              "bytes, else exit 65 and nothing is completed.")
+@click.option("--expect-sha256", metavar="HEX", help="With FILE '-': the stream's SHA-256, checked before the last "
+              "part is sent.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @json_option
 @click.pass_obj
 def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retries: int, limit_rate: int | None,
         progress_mode: str, parts_spec: str | None, no_complete: bool, relay_url: str | None, timeout: float,
-        quiet: bool) -> None:
+        memory: int | None, expect_size: int | None, expect_sha256: str | None, quiet: bool) -> None:
     """Upload FILE through the presigned URLs of MANIFEST, then complete through the relay.
 
     Parts are read at their offsets and sent in parallel with their MD5; each verified part
     is journalled, so re-running the same command after a crash, Ctrl-C or network failure
     resumes where it stopped. The file must fit the manifest; nothing is sent otherwise.
+
+    FILE '-' reads standard input as it comes (pg_dump ... | s3mpu put m.json -), each part
+    buffered once in memory. A re-run of a deterministic producer skips the parts the
+    server already holds. The pipeline's exit status is the producer's: see the README for
+    a cron line that never completes a failed dump (--no-complete, or --expect-size).
 
     \b
     Examples:
@@ -45,6 +56,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
       s3mpu put raw.json raw.mov -j 16 --limit-rate 20M
       s3mpu put raw.json raw.mov --parts 1-100 --no-complete     # machine A of two
       s3mpu -q put raw.json raw.mov --json                       # from cron
+      pg_dump db | s3mpu put dump.json - --no-complete           # then: s3mpu complete dump.json
     """
     from s3mpu.manifest import load
     from s3mpu.user.upload import upload
@@ -55,10 +67,11 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
     m = load(manifest_file)
     settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
+    result = upload(m, stdin_or(file), jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
                     complete=not no_complete, progress=sink, relay=relay_url, manifest_path=manifest_file,
                     warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout),
-                    ca_bundle=settings.ca_bundle, proxy=settings.proxy)
+                    ca_bundle=settings.ca_bundle, proxy=settings.proxy, memory=memory, expect_size=expect_size,
+                    expect_sha256=expect_sha256, debug=app.out.debug)
     from s3mpu.units import format_size
 
     if result.completed:
@@ -66,7 +79,21 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
                  f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
     else:
         human = f"{m.uri}: {result.message}"
+    if result.bytes_skipped:
+        human += f" (skipped {format_size(result.bytes_skipped)} the server already held)"
     app.out.result(result.to_dict(), human)
+
+
+def stdin_or(file: str) -> Any:
+    """``-`` is standard input: the real descriptor (read unbuffered) or, under a test runner, its stream."""
+    if file != "-":
+        return file
+    stream = click.get_binary_stream("stdin")
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return stream
+    return "-"
 
 
 def _journal_md5s(m: Any) -> tuple[list[str] | None, int | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from s3mpu.units import format_size
 from s3mpu.user.progress import NullProgress, PlainProgress, ProgressSink, TqdmProgress
 
 MAX_ACTIVE_ROWS = 8
@@ -22,9 +23,10 @@ class RichProgress:
         self.progress: Any = None
         self.overall: Any = None
         self.rows: dict[int, Any] = {}
+        self.read_bytes = 0
         self.lock = threading.Lock()
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
         from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
@@ -32,8 +34,18 @@ class RichProgress:
                                  DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn(),
                                  console=self.console, transient=False, refresh_per_second=5)
         self.progress.start()
+        if total is None:  # a stream: bytes sent and speed, no percentage or time left
+            self.overall = self.progress.add_task(f"{self.label} (stdin, 0 B read)", total=None)
+            return
         self.overall = self.progress.add_task(f"{self.label} ({parts} parts)", total=total or 1,
                                               completed=done if total else 1)
+
+    def read(self, n: int) -> None:
+        if self.progress is None:
+            return
+        with self.lock:
+            self.read_bytes += n
+            self.progress.update(self.overall, description=f"{self.label} (stdin, {format_size(self.read_bytes)} read)")
 
     def part_started(self, number: int, size: int) -> None:
         if self.progress is None:

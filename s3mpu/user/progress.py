@@ -20,8 +20,12 @@ from s3mpu.units import format_duration, format_size
 class ProgressSink(Protocol):
     """What the transfer engine reports. Implementations must be thread-safe."""
 
-    def start(self, total: int, done: int, parts: int) -> None:
-        """``total`` bytes to upload in all, ``done`` of them already uploaded (resume), ``parts`` to send."""
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
+        """``total`` bytes to upload in all, ``done`` of them already uploaded (resume), ``parts`` to send.
+
+        ``total`` and ``parts`` are None for a stream (``put -``): its size is known only at its end.
+        Sinks may also have ``read(n)``: ``n`` more bytes were read from the stream.
+        """
 
     def part_started(self, number: int, size: int) -> None: ...
 
@@ -36,7 +40,10 @@ class ProgressSink(Protocol):
 class NullProgress:
     """Shows nothing (``-q``, ``--progress none``, library use)."""
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
+        pass
+
+    def read(self, n: int) -> None:
         pass
 
     def part_started(self, number: int, size: int) -> None:
@@ -58,7 +65,8 @@ class Meter:
     def __init__(self, clock: Callable[[], float] = time.monotonic, window: float = 10.0) -> None:
         self.clock = clock
         self.window = window
-        self.total = 0
+        self.total: int | None = 0  # None: a stream of unknown size
+        self.read = 0  # bytes read from a stream
         self.done = 0
         self.resumed = 0
         self.parts_total = 0
@@ -68,9 +76,9 @@ class Meter:
         self._samples: list[tuple[float, int]] = []
         self.lock = threading.Lock()
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
         with self.lock:
-            self.total, self.done, self.resumed, self.parts_total = total, done, done, parts
+            self.total, self.done, self.resumed, self.parts_total = total, done, done, parts or 0
             self.started = self.clock()
             self._samples = [(self.started, done)]
 
@@ -91,6 +99,8 @@ class Meter:
             return (self.done - b0) / (now - t0) if now > t0 else 0.0
 
     def eta(self, speed: float) -> float | None:
+        if self.total is None:
+            return None
         left = self.total - self.done
         return left / speed if speed > 0 else None
 
@@ -108,12 +118,22 @@ class PlainProgress:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
         self.meter.start(total, done, parts)
         self._next = self.clock() + self.interval
+        if total is None:
+            self._write(f"uploading {self.label + ': ' if self.label else ''}standard input (size unknown until "
+                        "it ends)")
+            return
         resumed = f", {format_size(done)} already uploaded" if done else ""
         self._write(f"uploading {self.label + ': ' if self.label else ''}{parts} parts, "
                     f"{format_size(total - done)} to send{resumed}")
+
+    def read(self, n: int) -> None:
+        with self.meter.lock:
+            self.meter.read += n
+        if self.clock() >= self._next:
+            self._tick()
 
     def part_started(self, number: int, size: int) -> None:
         with self.meter.lock:
@@ -143,6 +163,9 @@ class PlainProgress:
     def line(self) -> str:
         m = self.meter
         speed = m.speed()
+        if m.total is None:  # a stream: no percentage, no ETA
+            return (f"{format_size(m.read)} read  {format_size(m.done)} sent  parts {m.parts_done}  "
+                    f"{format_size(speed)}/s")
         eta = m.eta(speed)
         pct = 100.0 * m.done / m.total if m.total else 100.0
         return (f"{pct:5.1f}%  {format_size(m.done)} of {format_size(m.total)}  "
@@ -155,8 +178,8 @@ class PlainProgress:
         sent = m.done - m.resumed
         rate = sent / elapsed if elapsed > 0 else 0.0
         took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)  # "0s" for a fast upload says nothing
-        self._write(f"sent {format_size(sent)} in {took} ({format_size(rate)}/s), "
-                    f"parts {m.parts_done}/{m.parts_total}")
+        parts = f"{m.parts_done}/{m.parts_total}" if m.total is not None else str(m.parts_done)
+        self._write(f"sent {format_size(sent)} in {took} ({format_size(rate)}/s), parts {parts}")
 
     def _write(self, text: str) -> None:
         try:
@@ -174,11 +197,14 @@ class TqdmProgress:
         self.kwargs = tqdm_kwargs
         self.bar: Any = None
 
-    def start(self, total: int, done: int, parts: int) -> None:
+    def start(self, total: int | None, done: int, parts: int | None) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                        file=self.stream, desc=f"{parts} parts", **self.kwargs)
+                        file=self.stream, desc=f"{parts} parts" if parts is not None else "stdin", **self.kwargs)
+
+    def read(self, n: int) -> None:
+        pass
 
     def part_started(self, number: int, size: int) -> None:
         pass

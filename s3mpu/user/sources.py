@@ -17,17 +17,24 @@ part's bytes are.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
+import mmap
 import os
+import queue
+import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
 from s3mpu.units import format_size, parse_parts_spec
 from s3mpu.user.journal import FileIdentity
-from s3mpu.user.transfer import CHUNK, PartTask, hash_range
+from s3mpu.user.transfer import CHUNK, Cancelled, PartTask, hash_range
 
 
 def check_file(m: Manifest, path: str | os.PathLike[str]) -> FileIdentity:
@@ -147,4 +154,180 @@ class FileSource:
         os.close(self.fd)
 
 
-__all__ = ["FileSource", "check_file", "check_content", "file_parts"]
+#: the journal's identity for a stream: there is no file to compare, only the part MD5s
+STREAM_IDENTITY = FileIdentity("<stdin>", -1, -1)
+#: what the pipe buffer is raised to when reading a pipe (fewer, larger reads)
+PIPE_BUFFER = 1024 * 1024
+
+
+class StreamSource:
+    """A non-seekable stream (standard input): read once, in order; each part buffered once, in memory.
+
+    Why buffers and not a temporary file: the whole point of ``put -`` is to never write the
+    dump to disk. Each part is read into one of ``buffers`` preallocated buffers (anonymous
+    mmaps: pages cost memory only once written), hashed and sent from there, retried from
+    there, and the buffer is reused once the part is on the server. So memory is bounded by
+    ``buffers x part_size`` (``--memory``), and the reader waits only when every buffer holds
+    a part not yet on the server.
+
+    The last part is held back until the stream's end is checked (its length against the
+    manifest, ``expect_size``, ``expect_sha256``): a stream of the wrong length never puts a
+    short, wrong last part on the server, and a re-run of the producer can reuse every part
+    sent. A full part is dispatched once one more byte has been read after it (so it is not the last).
+    """
+
+    replayable = False  # bytes cannot be read twice: no pre-checks, nothing to re-read on resume
+
+    def __init__(self, stream: BinaryIO, m: Manifest, memory: int, *, name: str = "-",
+                 expect_size: int | None = None, expect_sha256: str | None = None) -> None:
+        if memory < m.part_size:
+            raise UsageError(f"--memory {format_size(memory)} cannot hold one part of this manifest "
+                             f"({format_size(m.part_size)}): a stream's parts are buffered in memory",
+                             f"Give --memory {format_size(m.part_size * 2)} or more.")
+        self.m = m
+        self.stream = stream
+        self.name = name
+        self.identity = STREAM_IDENTITY
+        self.buffers = max(1, min(memory // m.part_size, len(m.parts)))
+        self.expect_size = expect_size
+        self.expect_sha256 = expect_sha256.lower() if expect_sha256 else None
+        self.size: int | None = None  # known once the stream has ended
+        self.bytes_read = 0
+        self.parts_read = 0
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._made = 0
+        self._owner: dict[int, mmap.mmap] = {}  # part number -> its buffer, while the engine holds it
+        self._lock = threading.Lock()
+        _widen_pipe(stream)
+
+    def parts(self, m: Manifest, subset: Sequence[int] | str | None) -> tuple[list[Part], list[Part]]:
+        """Unknown until the stream ends: ``([], [])`` before, then every part it filled."""
+        if subset is not None:
+            raise UsageError("--parts needs a file: a stream is read once, from its start",
+                             "Upload the whole stream, or write it to a file and use --parts.")
+        if self.size is None:
+            return [], []
+        every = m.parts_for_file(self.size)
+        return every, every
+
+    # -- buffers ---------------------------------------------------------------------------
+    def _take(self, cancel: threading.Event) -> mmap.mmap:
+        with self._lock:
+            if self._made < self.buffers:
+                self._made += 1
+                return mmap.mmap(-1, self.m.part_size)
+        while True:
+            try:
+                return self._free.get(timeout=0.1)
+            except queue.Empty:
+                if cancel.is_set():
+                    raise Cancelled() from None
+
+    def release(self, task: PartTask) -> None:
+        """The engine is done with a part: its buffer takes the next one."""
+        with self._lock:
+            buf = self._owner.pop(task.number, None)
+        if buf is not None:
+            self._free.put(buf)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _fill(self, view: memoryview, want: int, start: int) -> int:
+        got = start
+        while got < want:
+            try:
+                n = self.stream.readinto(view[got:want])
+            except OSError as exc:
+                raise NoInputError(f"cannot read standard input: {exc.strerror or exc}") from None
+            if not n:
+                break
+            got += n
+        return got
+
+    def tasks(self, held: dict[int, tuple[int, str]], content_md5: bool, cancel: threading.Event,
+              tail_url: Callable[[Part, int], str], on_read: Callable[[int], None] | None = None) -> Iterator[PartTask]:
+        """The parts as they are read; ``held`` maps part numbers to the ``(size, md5)`` the server holds."""
+        m = self.m
+        sha = hashlib.sha256() if self.expect_sha256 else None
+        peek = bytearray(1)
+        carry = 0  # 1 when ``peek`` holds the first byte of the next part
+        for p in m.parts:
+            buf = self._take(cancel)
+            view = memoryview(buf)
+            if carry:
+                view[0] = peek[0]
+            got = self._fill(view, p.size, carry)
+            self.bytes_read += got - carry  # the carried byte was counted when it was peeked
+            if on_read is not None:
+                on_read(got)
+            if sha is not None:
+                sha.update(view[:got])
+            carry = self._fill(memoryview(peek), 1, 0) if got == p.size else 0  # one more byte: not the last
+            self.bytes_read += carry
+            self.parts_read += 1
+            if carry:
+                if p.number == len(m.parts):
+                    self._free.put(buf)
+                    raise self._too_long(p.offset + got)
+                yield self._task(p, buf, view[:got], p.url, held, content_md5)
+                continue
+            total = p.offset + got
+            self._check_end(total, sha)
+            self.size = total
+            url = p.url if got == p.size else tail_url(p, total)
+            yield self._task(replace(p, size=got), buf, view[:got], url, held, content_md5)
+            return
+
+    def _task(self, p: Part, buf: mmap.mmap, data: memoryview, url: str, held: dict[int, tuple[int, str]],
+              content_md5: bool) -> PartTask:
+        with self._lock:
+            self._owner[p.number] = buf
+        size_md5 = held.get(p.number)
+        held_md5 = size_md5[1] if size_md5 is not None and size_md5[0] == len(data) else None
+        return PartTask(p.number, p.offset, len(data), url, p.md5, content_md5, data=data, held_md5=held_md5)
+
+    def _too_long(self, accepted: int) -> DataError:
+        m = self.m
+        what = "maximum" if m.size_is_max else "size"
+        return DataError(f"standard input is longer than the manifest's {what} of {m.size} bytes "
+                         f"({format_size(m.size)}): reading stopped after {accepted} bytes; nothing was completed",
+                         "Ask the admin for a manifest with a larger --max-size, then pipe the data again."
+                         if m.size_is_max else "Ask the admin for a manifest minted with --max-size, then pipe again.")
+
+    def _check_end(self, total: int, sha: Any) -> None:
+        m = self.m
+        if not m.size_is_max and total != m.size:
+            raise DataError(f"standard input ended after {total} bytes, but the manifest is for exactly {m.size} "
+                            "bytes; nothing was completed",
+                            "Check that the producer succeeded, then pipe its whole output again (parts already "
+                            "sent are skipped).")
+        if self.expect_size is not None and total != self.expect_size:
+            raise DataError(f"standard input ended after {total} bytes, not the {self.expect_size} of --expect-size; "
+                            "nothing was completed",
+                            "Check that the producer succeeded, then run the same pipeline again (parts already "
+                            "sent are skipped).")
+        if sha is not None and sha.hexdigest() != self.expect_sha256:
+            raise DataError(f"standard input's SHA-256 is {sha.hexdigest()}, not the {self.expect_sha256} of "
+                            "--expect-sha256; nothing was completed",
+                            "Check that the producer succeeded, then run the same pipeline again.")
+
+    def close(self) -> None:
+        pass  # standard input belongs to the caller
+
+
+def _widen_pipe(stream: Any) -> None:
+    """Raise a pipe's buffer (64 KiB by default on Linux) so each read moves more: less CPU per GiB."""
+    try:
+        fd = stream.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and hasattr(fcntl, "F_SETPIPE_SZ"):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a pipe, or not allowed (/proc/sys/fs/pipe-max-size): the default works, only slower
+
+
+def open_stdin() -> BinaryIO:
+    """Standard input as an unbuffered binary stream (readinto goes straight to the pipe)."""
+    return open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115 - the caller's descriptor
+
+
+__all__ = ["FileSource", "StreamSource", "check_file", "check_content", "file_parts", "open_stdin",
+           "STREAM_IDENTITY"]

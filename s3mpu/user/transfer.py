@@ -62,6 +62,10 @@ class PartTask:
     # Send Content-MD5? Always for SigV4 (an unsigned header there is fine); for SigV2 only when
     # the URL signed it, because SigV2 signs the Content-MD5 header whether it is sent or not.
     content_md5: bool = True
+    #: the part's bytes when a source buffered them (a stream); None: read them from the file at ``offset``
+    data: memoryview | None = field(default=None, compare=False, repr=False)
+    #: the MD5 the server already holds at this number with this size: equal bytes are not sent again
+    held_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class PartDone:
     size: int
     md5: str
     etag: str
-    attempts: int
+    attempts: int  # 0: not sent, the server already held these bytes (``PartTask.held_md5``)
 
 
 @dataclass
@@ -140,12 +144,15 @@ class PartBody:
 
     It yields :class:`~s3mpu.user.httpclient.FileSegment` items that our connection class sends
     with ``sendfile`` (the bytes never enter Python); progress is reported once a segment
-    is on the socket.
+    is on the socket. A part buffered in memory (``data``, a stream's part) is yielded as
+    slices of that buffer instead (no copy).
     """
 
     def __init__(self, fd: int, offset: int, size: int, buf: bytearray, cancel: threading.Event,
-                 limiter: TokenBucket | None, progress: ProgressSink, number: int, counter: Callable[[int], None]) -> None:
+                 limiter: TokenBucket | None, progress: ProgressSink, number: int, counter: Callable[[int], None],
+                 data: memoryview | None = None) -> None:
         self.fd, self.offset, self.size = fd, offset, size
+        self.data = data
         self.view = memoryview(buf)
         self.cancel = cancel
         self.limiter = limiter
@@ -158,15 +165,18 @@ class PartBody:
         if self.cancel.wait(seconds):
             raise Cancelled()
 
-    def __iter__(self) -> Iterator[FileSegment]:
-        step = len(self.view)
+    def __iter__(self) -> Iterator[FileSegment | memoryview]:
+        step = len(self.view) or CHUNK
         while self.sent < self.size:
             if self.cancel.is_set():
                 raise Cancelled()
             want = min(step, self.size - self.sent)
             if self.limiter is not None:
                 self.limiter.acquire(want, sleep=self._sleep)
-            yield FileSegment(self.fd, self.offset + self.sent, want, self.view)
+            if self.data is not None:
+                yield self.data[self.sent:self.sent + want]
+            else:
+                yield FileSegment(self.fd, self.offset + self.sent, want, self.view)
             self.sent += want
             self.counter(want)
             self.progress.advance(want, self.number)
@@ -178,8 +188,10 @@ class Transfer:
     def __init__(self, fd: int, http: HttpClient, *, jobs: int = 8, retry: RetryPolicy | None = None,
                  limiter: TokenBucket | None = None, progress: ProgressSink | None = None,
                  on_done: Callable[[PartDone], None] | None = None, cancel: threading.Event | None = None,
-                 max_failures: int | None = None, describe: Callable[[int], str] | None = None) -> None:
+                 max_failures: int | None = None, describe: Callable[[int], str] | None = None,
+                 on_release: Callable[[PartTask], None] | None = None) -> None:
         self.fd = fd
+        self.on_release = on_release
         self.http = http
         self.jobs = max(1, jobs)
         self.retry = retry or RetryPolicy()
@@ -205,15 +217,21 @@ class Transfer:
     # -- one part ----------------------------------------------------------------------
     def send_part(self, task: PartTask, buf: bytearray) -> PartDone:
         """Hash, then send with retries. Raises _Fatal, _Exhausted or Cancelled."""
-        try:
-            md5 = hash_range(self.fd, task.offset, task.size, buf, self.cancel)
-        except LocalReadError as exc:
-            raise _Fatal(DataError(f"cannot read {self.describe(task.number)} from the file: {exc}",
-                                   "Check the file is intact and readable, then re-run.")) from None
+        if task.data is not None:
+            md5 = hashlib.md5(task.data).hexdigest()  # releases the GIL for large buffers
+        else:
+            try:
+                md5 = hash_range(self.fd, task.offset, task.size, buf, self.cancel)
+            except LocalReadError as exc:
+                raise _Fatal(DataError(f"cannot read {self.describe(task.number)} from the file: {exc}",
+                                       "Check the file is intact and readable, then re-run.")) from None
         if task.md5 and task.md5.lower() != md5:
             raise _Fatal(DataError(
                 f"{self.describe(task.number)}: local MD5 {md5} differs from the manifest's {task.md5}; nothing sent",
                 "The file changed since 's3mpu plan' ran; upload the planned file or ask for a new manifest."))
+        if task.held_md5 is not None and task.held_md5 == md5:
+            self.progress.part_finished(task.number, True)
+            return PartDone(task.number, task.size, md5, md5, 0)  # the server holds these very bytes
         headers = {"Content-Length": str(task.size)}
         if task.content_md5 or task.md5:
             headers["Content-MD5"] = md5_b64(md5)
@@ -222,7 +240,7 @@ class Transfer:
             attempt += 1
             self.progress.part_started(task.number, task.size)
             body = PartBody(self.fd, task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
-                            task.number, self._count)
+                            task.number, self._count, task.data)
             err: S3mpuError
             try:
                 reply = self.http.request("PUT", task.url, body=body if task.size else b"", headers=headers)
@@ -260,32 +278,75 @@ class Transfer:
             if self.cancel.wait(self.retry.delay(attempt)):
                 raise Cancelled()
 
+    def _release(self, task: PartTask) -> None:
+        """The engine is done with ``task`` (sent, failed or dropped): its buffer may be reused."""
+        if self.on_release is not None:
+            self.on_release(task)
+
     def _rollback(self, number: int, sent: int) -> None:
         if sent:
             self._count(-sent)
             self.progress.advance(-sent, number)
 
     # -- the pool ----------------------------------------------------------------------
-    def run(self, tasks: Sequence[PartTask], tick: Callable[[], None] | None = None,
+    def run(self, tasks: Sequence[PartTask] | Iterator[PartTask], tick: Callable[[], None] | None = None,
             tick_interval: float = 0.5) -> Outcome:
         """Send ``tasks``; returns when all are done, failed, or the transfer was cancelled.
 
         The calling thread only waits (so Ctrl-C lands there): on KeyboardInterrupt the
         workers are cancelled, joined, and the interrupt is re-raised. ``tick`` runs about
         every ``tick_interval`` seconds in the calling thread (ETA checks, for instance).
+        ``tasks`` may be an iterator (a stream's parts, produced as they are read): a feeder
+        thread hands them to the workers as they come; an :class:`S3mpuError` raised by the
+        iterator ends the transfer with that error once the parts already handed out have
+        landed (they are good parts a re-run can skip).
         """
-        q: queue.SimpleQueue[PartTask] = queue.SimpleQueue()
-        for t in tasks:
-            q.put(t)
+        streaming = not isinstance(tasks, Sequence)
+        q: queue.SimpleQueue[PartTask | None] = queue.SimpleQueue()
         stop_dispatch = threading.Event()
         out = self.outcome
 
-        def worker() -> None:
-            buf = bytearray(CHUNK)
-            while not self.cancel.is_set() and not stop_dispatch.is_set():
+        def fatal(err: S3mpuError) -> None:
+            with self._lock:
+                if out.fatal is None:
+                    out.fatal = err
+            self.cancel.set()
+
+        def feeder() -> None:
+            try:
+                for t in tasks:
+                    if self.cancel.is_set() or stop_dispatch.is_set():
+                        self._release(t)
+                        break
+                    q.put(t)
+            except Cancelled:
+                pass
+            except S3mpuError as exc:  # the stream is wrong: stop reading, but let the parts in flight land
+                with self._lock:
+                    if out.fatal is None:
+                        out.fatal = exc
+            finally:
+                for _ in range(self.jobs):
+                    q.put(None)
+
+        def next_task() -> PartTask | None:
+            if not streaming:
                 try:
-                    task = q.get_nowait()
+                    return q.get_nowait()
                 except queue.Empty:
+                    return None
+            while not self.cancel.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return None
+
+        def worker() -> None:
+            buf = bytearray(0 if streaming else CHUNK)  # a stream's parts are in memory already
+            while not self.cancel.is_set() and not stop_dispatch.is_set():
+                task = next_task()
+                if task is None:
                     return
                 try:
                     done = self.send_part(task, buf)
@@ -294,10 +355,7 @@ class Transfer:
                 except Cancelled:
                     return
                 except _Fatal as f:
-                    with self._lock:
-                        if out.fatal is None:
-                            out.fatal = f.err
-                    self.cancel.set()
+                    fatal(f.err)
                     return
                 except _Exhausted as e:
                     with self._lock:
@@ -306,17 +364,23 @@ class Transfer:
                             stop_dispatch.set()
                     continue
                 except OSError as exc:  # the journal could not be written: stop, nothing is lost
-                    with self._lock:
-                        if out.fatal is None:
-                            out.fatal = TempFailError(f"cannot write the resume journal: {exc}",
-                                                      "Free some disk space, then re-run the same command.")
-                    self.cancel.set()
+                    fatal(TempFailError(f"cannot write the resume journal: {exc}",
+                                        "Free some disk space, then re-run the same command."))
                     return
+                finally:
+                    self._release(task)
                 with self._lock:
                     out.done.append(done)
 
-        threads = [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True)
-                   for i in range(min(self.jobs, max(1, len(tasks))))]
+        if streaming:
+            n_workers = self.jobs
+            threads = [threading.Thread(target=feeder, name="s3mpu-reader", daemon=True)]
+        else:
+            for t in tasks:
+                q.put(t)
+            n_workers = min(self.jobs, max(1, len(tasks)))  # type: ignore[arg-type]
+            threads = []
+        threads += [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True) for i in range(n_workers)]
         for t in threads:
             t.start()
         try:

@@ -18,6 +18,7 @@ Nothing here imports boto3: the user has no credentials and the put path must st
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from s3mpu.errors import AccessDeniedError, InterruptedError_, NoInputError, PartialError, S3mpuError, TempFailError
+from s3mpu.errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
+                          TempFailError, UsageError)
 from s3mpu.layout import composite_etag
 from s3mpu.manifest import Manifest, Part
 from s3mpu.units import MiB, format_duration, format_size, parse_size, utc_iso
@@ -36,11 +38,12 @@ from s3mpu.user.journal import Journal, journal_path
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.resume import Preflight, expired_hint, next_commands, preflight, resume_from_server, server_parts
-from s3mpu.user.sources import FileSource, check_content, check_file, file_parts
+from s3mpu.user.sources import FileSource, StreamSource, check_content, check_file, file_parts, open_stdin
 from s3mpu.user.transfer import Outcome, PartDone, PartTask, RetryPolicy, Transfer, split
 
 DEFAULT_JOBS = 8
 DEFAULT_RETRIES = 5
+DEFAULT_MEMORY = 256 * MiB  # parts of a stream held in memory at once (put -)
 SKEW_WARN_SECONDS = 120
 
 
@@ -60,12 +63,14 @@ class UploadResult:
     parts_uploaded: int = 0
     parts_skipped: int = 0
     message: str = ""
+    bytes_skipped: int = 0  # a stream's parts the server already held: read, hashed, not sent again
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "bucket": self.bucket, "size": self.size, "etag": self.etag, "parts": self.parts,
                 "seconds": round(self.seconds, 3), "bytes_sent": self.bytes_sent,
                 "mib_per_s": round(self.mib_per_s, 2), "completed": self.completed,
-                "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped}
+                "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped,
+                "bytes_skipped": self.bytes_skipped}
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Options:
     progress: ProgressSink
     warn: Callable[[str], None]
     info: Callable[[str], None]
+    debug: Callable[[str], None] = lambda _s: None
 
 
 @dataclass
@@ -89,7 +95,7 @@ class Run:
     """The state one put hands from step to step; each step reads what the earlier ones set."""
 
     m: Manifest
-    source: FileSource
+    source: FileSource | StreamSource
     opts: Options
     http: HttpClient
     relay: Any  # a RelayClient (or a test double), None when the manifest names no relay
@@ -105,6 +111,7 @@ class Run:
     total: int = 0  # bytes of the parts this run is responsible for
     already: int = 0  # ... of which already on the server
     outcome: Outcome | None = None
+    held: dict[int, tuple[int, str]] = field(default_factory=dict)  # stream: part -> (size, md5) on the server
 
     @property
     def mp(self) -> str:
@@ -121,7 +128,8 @@ class Run:
     def result(self, **kw: Any) -> UploadResult:
         elapsed = time.monotonic() - self.started
         sent = kw.pop("bytes_sent", 0)
-        base: dict[str, Any] = {"key": self.m.key, "bucket": self.m.bucket, "size": self.source.size, "etag": None,
+        size = self.source.size if self.source.size is not None else self.source.bytes_read
+        base: dict[str, Any] = {"key": self.m.key, "bucket": self.m.bucket, "size": size, "etag": None,
                                 "parts": len(self.every), "seconds": elapsed, "bytes_sent": sent,
                                 "mib_per_s": sent / MiB / max(elapsed, 1e-6), "completed": False}
         return UploadResult(**{**base, **kw})
@@ -139,23 +147,30 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
            warn: Callable[[str], None] | None = None, info: Callable[[str], None] | None = None,
            connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
            cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
-           proxy: str | None = None) -> UploadResult:
-    """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to."""
+           proxy: str | None = None, memory: int | str | None = None, expect_size: int | str | None = None,
+           expect_sha256: str | None = None, debug: Callable[[str], None] | None = None) -> UploadResult:
+    """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to.
+
+    ``path`` may be ``"-"`` (standard input) or a binary stream with ``readinto``: the parts are
+    read as they come, each buffered once, with at most ``memory`` bytes of parts in memory
+    (default 256 MiB; the parallelism is lowered to fit). ``expect_size`` / ``expect_sha256``
+    check the stream's end before its last part is sent (a failed producer completes nothing).
+    """
     jobs = max(1, int(jobs or DEFAULT_JOBS))
     opts = Options(jobs=jobs,
                    retry=retry or RetryPolicy(retries=DEFAULT_RETRIES if retries is None else max(0, int(retries))),
                    rate=parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate, subset=parts,
                    complete=complete, manifest_path=manifest_path, state_dir=state_dir,
                    progress=progress or NullProgress(), warn=warn or (lambda _s: None),
-                   info=info or (lambda _s: None))
+                   info=info or (lambda _s: None), debug=debug or (lambda _s: None))
     started = time.monotonic()
-    source = FileSource.open(manifest, path)  # 66/65 before anything else, before any network
+    source = open_source(manifest, path, opts, memory, expect_size, expect_sha256)  # 66/65/64 before any network
     try:
         every, mine = source.parts(manifest, parts)
     except BaseException:
         source.close()
         raise
-    run = Run(manifest, source, opts, HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout,
+    run = Run(manifest, source, opts, HttpClient(opts.jobs, connect_timeout=connect_timeout, read_timeout=read_timeout,
                                                  ca_bundle=ca_bundle, proxy=proxy),
               make_relay(manifest, relay, ca_bundle=ca_bundle), cancel or threading.Event(), started, every, mine)
     try:
@@ -171,6 +186,31 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         run.close()
 
 
+def open_source(m: Manifest, path: Any, opts: Options, memory: int | str | None, expect_size: int | str | None,
+                expect_sha256: str | None) -> FileSource | StreamSource:
+    """A file is checked against the manifest now; a stream is sized for ``memory`` (fewer jobs if needed)."""
+    if not (path == "-" or hasattr(path, "readinto")):
+        if expect_size is not None or expect_sha256 is not None:
+            raise UsageError("--expect-size and --expect-sha256 are for standard input ('-'): a file's size is "
+                             "checked against the manifest already")
+        return FileSource.open(m, path)
+    mem = DEFAULT_MEMORY if memory is None else (parse_size(memory) if isinstance(memory, str) else int(memory))
+    want = parse_size(expect_size) if isinstance(expect_size, str) else expect_size
+    if want is not None and (want > m.size or (not m.size_is_max and want != m.size)):
+        raise UsageError(f"--expect-size {want} does not fit the manifest ({'at most ' if m.size_is_max else ''}"
+                         f"{m.size} bytes)")
+    if expect_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expect_sha256):
+        raise UsageError(f"--expect-sha256 takes 64 hex digits, not {expect_sha256!r}")
+    stream = open_stdin() if path == "-" else path
+    source = StreamSource(stream, m, mem, expect_size=want, expect_sha256=expect_sha256)
+    jobs = min(opts.jobs, source.buffers)
+    opts.debug(f"standard input: up to {source.buffers} part(s) of {format_size(m.part_size)} in memory "
+               f"(--memory {format_size(mem)}), {jobs} sent in parallel"
+               + (f" (-j {opts.jobs} lowered to fit)" if jobs < opts.jobs else ""))
+    opts.jobs = jobs
+    return source
+
+
 def look_at_server(run: Run) -> UploadResult | None:
     """Preflight: server clock, URL validity, parts held. Returns a result when an earlier run completed it."""
     m, opts = run.m, run.opts
@@ -178,6 +218,8 @@ def look_at_server(run: Run) -> UploadResult | None:
         run.pre = preflight(m, run.http, opts.manifest_path, run.source.name)
     except NoInputError:
         # The upload is gone: completed by an earlier run (exit 0), or aborted/expired (66).
+        if not isinstance(run.source, FileSource):
+            raise  # a stream cannot be read twice to compare it with the object
         reply = already_completed(m, run.relay, run.source, run.every, run.source.size)
         if reply is None:
             raise
@@ -200,6 +242,10 @@ def find_done(run: Run) -> None:
     """Which parts are already on the server: the journal, checked against the listing, else the server's list."""
     m, opts, pre = run.m, run.opts, run.pre
     journal = run.journal = Journal.open(m.upload_id, m.bucket, m.key, run.source.identity, opts.state_dir)
+    if isinstance(run.source, StreamSource):
+        run.held = stream_held(run, journal)
+        journal.start()
+        return
     if journal.stale:
         opts.warn(f"{run.source.name} changed since the last run (size or modification time); "
                   "uploading every part again")
@@ -222,9 +268,20 @@ def find_done(run: Run) -> None:
     run.done = done
 
 
+def stream_held(run: Run, journal: Journal) -> dict[int, tuple[int, str]]:
+    """What a stream's parts may match: ``{number: (size, md5)}`` the server holds (else the journal's)."""
+    pre = run.pre
+    held = server_parts(run.m, run.relay, pre, run.opts.warn) if pre is not None else None
+    if held is None:
+        return {n: (r.size, r.md5) for n, r in journal.parts.items()}
+    return {int(h["number"]): (int(h.get("size", -1)), str(h.get("etag", "")).strip('"').lower()) for h in held}
+
+
 def plan_sends(run: Run) -> None:
     """The parts still to send; content-bound ones checked before the first byte; an expiry estimate."""
     m, opts = run.m, run.opts
+    if not isinstance(run.source, FileSource):
+        return  # a stream's parts are planned as they are read (StreamSource.tasks)
     send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
     run.todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in run.mine], run.done)
     run.source.check_content([t for t in run.todo if t.md5])  # content-bound: 65 before the first byte
@@ -244,9 +301,12 @@ def send_parts(run: Run) -> None:
     m, opts, journal = run.m, run.opts, run.journal
     assert journal is not None
     limiter = TokenBucket(opts.rate) if opts.rate else None
-    transfer = Transfer(run.source.fd, run.http, jobs=opts.jobs, retry=opts.retry, limiter=limiter,
-                        progress=opts.progress, on_done=lambda d: journal.record(d.number, d.size, d.md5),
-                        cancel=run.cancel)
+    source = run.source
+    stream = source if isinstance(source, StreamSource) else None
+    transfer = Transfer(stream and -1 or source.fd, run.http, jobs=opts.jobs,  # type: ignore[union-attr]
+                        retry=opts.retry, limiter=limiter, progress=opts.progress,
+                        on_done=lambda d: journal.record(d.number, d.size, d.md5), cancel=run.cancel,
+                        on_release=stream.release if stream else None)
     clock_offset = (run.server_now - datetime.now(timezone.utc)).total_seconds()
     left = run.total - run.already
     warned = [False]
@@ -255,7 +315,7 @@ def send_parts(run: Run) -> None:
     def tick() -> None:  # in the calling thread: warn once when the URLs will expire before the end
         elapsed = time.monotonic() - t0
         sent = transfer.bytes_sent
-        if warned[0] or elapsed < 5 or sent <= 0:
+        if warned[0] or elapsed < 5 or sent <= 0 or stream:
             return
         eta = (left - sent) / (sent / elapsed)
         finish_at = datetime.now(timezone.utc) + timedelta(seconds=clock_offset + eta)
@@ -265,9 +325,16 @@ def send_parts(run: Run) -> None:
                       f"expire ({m.expires_at}); ask the admin now for a refreshed manifest "
                       f"(s3mpu mint --refresh {run.mp})")
 
-    opts.progress.start(run.total, run.already, len(run.todo))
     try:
-        run.outcome = transfer.run(run.todo, tick=tick)
+        if stream is not None:
+            opts.progress.start(None, 0, None)  # type: ignore[arg-type]  # size unknown: no percentage, no ETA
+            read = getattr(opts.progress, "read", None)
+            tasks = stream.tasks(run.held, run.m.signature_version == "s3v4", run.cancel,
+                                 lambda p, total: tail_url(run, p, total), read)
+            run.outcome = transfer.run(tasks, tick=tick)
+        else:
+            opts.progress.start(run.total, run.already, len(run.todo))
+            run.outcome = transfer.run(run.todo, tick=tick)
     except KeyboardInterrupt:
         journal.close()
         n_done = len(run.done) + len(transfer.outcome.done)
@@ -277,6 +344,29 @@ def send_parts(run: Run) -> None:
         opts.progress.close()
     journal.close()
     run.done |= {d.number for d in run.outcome.done}
+    if stream is not None:  # the parts are known now (or as far as the stream was read)
+        run.every, run.mine = stream.parts(run.m, None) if stream.size is not None else \
+            (list(run.m.parts[:stream.parts_read]),) * 2
+
+
+def tail_url(run: Run, p: Part, total: int) -> str:
+    """The URL of a max-size manifest's last, shorter part, once the stream's length is known.
+
+    With a relay, ``/v1/tail`` signs one bound to the exact length (SPEC §5); a relay without
+    that endpoint (404), or no relay, leaves the manifest's URL, which then binds no length.
+    """
+    m = run.m
+    if run.relay is None or not (m.relay and m.relay.token) or not hasattr(run.relay, "tail"):
+        return p.url
+    try:
+        reply = run.relay.tail(m.relay.token, size=total)
+    except NoInputError:
+        return p.url
+    if int(reply.get("number", -1)) != p.number or int(reply.get("size", -1)) != total - p.offset:
+        raise DataError(f"the relay's URL for the last part is for part {reply.get('number')} of "
+                        f"{reply.get('size')} bytes, not part {p.number} of {total - p.offset}; nothing was completed",
+                        "Report this to the admin: the relay and the manifest disagree.")
+    return str(reply["url"])
 
 
 def check_sent(run: Run) -> None:
@@ -303,8 +393,13 @@ def finish(run: Run) -> UploadResult:
     m, opts, journal, outcome = run.m, run.opts, run.journal, run.outcome
     assert journal is not None and outcome is not None
     sent = outcome.bytes_sent
-    result = run.result(bytes_sent=sent, parts_uploaded=len(outcome.done),
-                        parts_skipped=len(run.mine) - len(outcome.done))
+    uploaded = [d for d in outcome.done if d.attempts]
+    skipped = sum(d.size for d in outcome.done if not d.attempts)  # a stream's parts the server held
+    result = run.result(bytes_sent=sent, parts_uploaded=len(uploaded), parts_skipped=len(run.mine) - len(uploaded),
+                        bytes_skipped=skipped)
+    if skipped:
+        opts.info(f"skipped {format_size(skipped)} ({skipped} bytes, {len(outcome.done) - len(uploaded)} part(s)) "
+                  "that the server already held from an earlier run")
     all_numbers = {p.number for p in run.every}
     recorded = set(journal.parts) & all_numbers
     if not opts.complete:
@@ -320,7 +415,7 @@ def finish(run: Run) -> UploadResult:
         opts.warn(result.message)
         return result
     md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
-    reply = complete_via_relay(m, run.relay, md5s, run.source.size, run.mp)
+    reply = complete_via_relay(m, run.relay, md5s, result.size, run.mp)
     journal.remove()
     result.etag = reply.get("etag")
     result.completed = True

@@ -1,0 +1,207 @@
+"""``s3mpu put MANIFEST -``: parts read from standard input, on rclone (signatures, lengths checked).
+
+The stream goes through a real pipe into a real ``s3mpu`` process wherever the pipe matters
+(end of stream, a killed producer, a killed s3mpu); the in-process runner feeds bytes otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+E2E = Any  # the e2e fixture (tests/e2e/conftest.py)
+S3MPU = [sys.executable, "-m", "s3mpu"]
+
+
+@pytest.fixture
+def s3(rclone_server: Any) -> Any:
+    """Only rclone here: the strict server (signatures, signed lengths, expiry are checked)."""
+    return rclone_server
+
+
+def piped(e2e: E2E, manifest: Path, data: bytes, *args: Any, env: dict[str, str] | None = None,
+          timeout: float = 120, json_out: bool = True) -> subprocess.CompletedProcess[str]:
+    """A real ``s3mpu put MANIFEST -`` process reading ``data`` through a pipe."""
+    p = subprocess.run(S3MPU + ["put", str(manifest), "-", *(["--json"] if json_out else []), *map(str, args)],
+                       input=data,
+                       env=env or e2e.user_env(), capture_output=True, timeout=timeout)
+    return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(), p.stderr.decode())
+
+
+def stream_bytes(size: int, seed: int = 0) -> bytes:
+    """Deterministic, distinct per seed and per MiB (a producer that can be re-run)."""
+    import random
+
+    block = random.Random(seed).randbytes(MiB)
+    return b"".join(i.to_bytes(8, "little") + block[8:] for i in range(-(-size // MiB)))[:size]
+
+
+@pytest.mark.parametrize("size", [0, 1, PART, 3 * PART + 7, 3 * PART])
+def test_stream_sizes_with_max_size_manifest(e2e: E2E, relay: Any, size: int) -> None:
+    data = stream_bytes(size, seed=size)
+    m = e2e.mint(max_size=8 * PART, relay=relay.url)
+    r = piped(e2e, m, data)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["completed"] is True and doc["size"] == size and doc["parts"] == max(1, -(-size // PART))
+    assert doc["bytes_sent"] == size and doc["bytes_skipped"] == 0
+    assert e2e.get(m) == data
+
+
+@pytest.mark.parametrize("size", [1, PART, 2 * PART + 9])
+def test_stream_with_exact_size_manifest(e2e: E2E, relay: Any, size: int) -> None:
+    data = stream_bytes(size, seed=size + 1)
+    m = e2e.mint(size=size, relay=relay.url)
+    r = piped(e2e, m, data)
+    assert r.returncode == 0, r.stderr
+    assert e2e.get(m) == data
+
+
+def test_exact_manifest_refuses_short_and_long_streams(e2e: E2E, relay: Any) -> None:
+    relay = relay.url
+    m = e2e.mint(size=2 * PART + 9, relay=relay)
+    short = piped(e2e, m, stream_bytes(2 * PART + 8))
+    assert short.returncode == 65, short.stderr
+    assert "ended after 10485768 bytes" in short.stderr and "nothing was completed" in short.stderr
+    assert not e2e.exists(m)
+    assert 3 not in e2e.server_parts(m)  # the short last part was held back, never sent
+    m2 = e2e.mint(size=2 * PART + 9, relay=relay)
+    long = piped(e2e, m2, stream_bytes(2 * PART + 10))
+    assert long.returncode == 65 and "longer than" in long.stderr and "nothing was completed" in long.stderr
+    assert not e2e.exists(m2)
+
+
+def test_stream_longer_than_max_size(e2e: E2E, relay: Any) -> None:
+    m = e2e.mint(max_size=2 * PART, relay=relay.url)
+    r = piped(e2e, m, stream_bytes(2 * PART + 1))
+    assert r.returncode == 65, r.stderr
+    assert f"reading stopped after {2 * PART} bytes" in r.stderr and "nothing was completed" in r.stderr
+    assert not e2e.exists(m)
+
+
+PRODUCER = """
+import os, signal, sys
+from pathlib import Path
+data = Path(sys.argv[1]).read_bytes()
+stop = int(sys.argv[2])  # die (SIGKILL, like an OOM-killed pg_dump) after this many bytes; -1: write all
+out = sys.stdout.buffer
+out.write(data[:stop] if stop >= 0 else data)
+out.flush()
+if stop >= 0:
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def pipeline(e2e: E2E, manifest: Path, source: Path, stop: int, *args: Any) -> subprocess.CompletedProcess[str]:
+    """``producer | s3mpu put MANIFEST - ARGS``; the producer is SIGKILLed after ``stop`` bytes (-1: never)."""
+    prod = subprocess.Popen([sys.executable, "-c", PRODUCER, str(source), str(stop)], stdout=subprocess.PIPE)
+    assert prod.stdout is not None
+    try:
+        p = subprocess.run(S3MPU + ["put", str(manifest), "-", "--json", *map(str, args)], stdin=prod.stdout,
+                           env=e2e.user_env(), capture_output=True, timeout=120)
+    finally:
+        prod.stdout.close()
+        prod.wait(30)
+    return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(), p.stderr.decode())
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact-manifest", "max-size-expect-size"])
+def test_producer_killed_then_rerun_from_scratch(e2e: E2E, relay: Any, tmp_path: Path, exact: bool) -> None:
+    size = 4 * PART + 123
+    data = stream_bytes(size, seed=5)
+    src = tmp_path / "dump.bin"
+    src.write_bytes(data)
+    if exact:
+        m, extra = e2e.mint(size=size, relay=relay.url), []
+    else:
+        m, extra = e2e.mint(max_size=8 * PART, relay=relay.url), ["--expect-size", size]
+    first = pipeline(e2e, m, src, 2 * PART + 4321, *extra)  # dies inside part 3
+    assert first.returncode == 65, first.stderr
+    assert f"ended after {2 * PART + 4321} bytes" in first.stderr and "nothing was completed" in first.stderr
+    assert not e2e.exists(m)
+    assert e2e.server_parts(m) == [1, 2]  # full parts only: the torn part 3 was held back
+    again = pipeline(e2e, m, src, -1, *extra)
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["completed"] and doc["bytes_skipped"] == 2 * PART and doc["bytes_sent"] == size - 2 * PART
+    assert doc["parts_skipped"] == 2 and doc["parts_uploaded"] == 3
+    assert e2e.get(m) == data
+
+
+def test_kill9_of_s3mpu_mid_stream_then_rerun(e2e: E2E, relay: Any) -> None:
+    size = 3 * PART + 77
+    data = stream_bytes(size, seed=9)
+    m = e2e.mint(max_size=8 * PART, relay=relay.url)
+    proc = subprocess.Popen(S3MPU + ["put", str(m), "-", "--json"], stdin=subprocess.PIPE, env=e2e.user_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(data[:2 * PART + 1])  # parts 1 and 2, and the first byte of part 3: 1 and 2 go out
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while e2e.server_parts(m) != [1, 2]:  # wait for the condition (the server holds both), not a fixed time
+        assert time.monotonic() < deadline and proc.poll() is None, "parts 1 and 2 never reached the server"
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup at all
+    proc.wait(10)
+    proc.stdin.close()
+    assert proc.returncode == -signal.SIGKILL and not e2e.exists(m)
+    r = piped(e2e, m, data, "--progress", "plain", json_out=False)
+    assert r.returncode == 0, r.stderr
+    assert f"skipped 10.0 MiB ({2 * PART} bytes, 2 part(s))" in r.stderr  # told, on the human side
+    assert "(skipped 10.0 MiB the server already held)" in r.stdout
+    assert e2e.get(m) == data
+
+
+def test_readme_cron_pattern_failed_producer_never_completes(e2e: E2E, relay: Any, tmp_path: Path) -> None:
+    """``set -o pipefail; producer | s3mpu put --no-complete m.json - && s3mpu complete m.json``."""
+    size = 2 * PART + 10
+    src = tmp_path / "dump.bin"
+    src.write_bytes(stream_bytes(size, seed=3))
+    m = e2e.mint(max_size=8 * PART, relay=relay.url)
+    py, s3mpu = sys.executable, " ".join(S3MPU)
+    script = (f"set -o pipefail\n{py} -c \"$PRODUCER\" {src} $STOP | {s3mpu} -q put --no-complete {m} - "
+              f"&& {s3mpu} -q complete {m}\n")
+    env = {**e2e.user_env(), "PRODUCER": PRODUCER}
+    failed = subprocess.run(["bash", "-c", script], env={**env, "STOP": str(PART + 5)}, capture_output=True)
+    assert failed.returncode == 128 + signal.SIGKILL  # the producer's status, thanks to pipefail
+    assert not e2e.exists(m)  # s3mpu saw a clean end of stream, but complete never ran
+    m2 = e2e.mint(max_size=8 * PART, relay=relay.url)
+    ok = subprocess.run(["bash", "-c", script.replace(str(m), str(m2))], env={**env, "STOP": "-1"},
+                        capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    assert e2e.get(m2) == src.read_bytes()
+
+
+def test_request_dash_mints_max_size_and_streams(rclone_server: Any, e2e: E2E) -> None:
+    from relay_fixtures import API_TOKENS, relay_settings
+
+    from s3mpu.relay.config import ApiToken, token_sha256
+    from s3mpu.relay.server import start_relay
+
+    token = API_TOKENS[0]
+    policy = ApiToken("alice", token_sha256(token).hex(), e2e.bucket, "in/", 64 * MiB, 86400)
+    data = stream_bytes(2 * PART + 99, seed=21)
+    with start_relay(relay_settings(rclone_server), api_tokens=(policy,)) as relay:
+        args = ["request", f"s3://{e2e.bucket}/in/db.dump", "-", "--relay", relay.url, "--part-size", "5M", "--json"]
+        env = {**e2e.user_env(), "S3MPU_API_TOKEN": token}
+        no_max = subprocess.run(S3MPU + args, input=data, env=env, capture_output=True, timeout=60)
+        assert no_max.returncode == 64 and b"--max-size" in no_max.stderr
+        r = subprocess.run(S3MPU + args + ["--max-size", "40M"], input=data, env=env, capture_output=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["completed"] and doc["size"] == len(data) and doc["parts"] == 3
+        saved = json.loads(Path(doc["manifest"]).read_text())
+        assert saved["size_is_max"] is True and saved["size"] == 40 * MiB
+    body = rclone_server.client().get_object(Bucket=e2e.bucket, Key="in/db.dump")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
