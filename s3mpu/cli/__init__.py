@@ -46,6 +46,7 @@ class AppContext:
     flags: dict[str, Any]
     config_file: str | None
     out: Output
+    argv: list[str] = field(default_factory=list)  # the arguments as given, for "re-run: ..." hints
     _settings: Any = field(default=None, repr=False)
 
     @property
@@ -66,6 +67,7 @@ class S3mpuGroup(click.Group):
     """Lazy command loading plus the one exception-to-exit-code mapping."""
 
     verbose = 0
+    argv: list[str] = []
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
@@ -80,12 +82,20 @@ class S3mpuGroup(click.Group):
         except (ImportError, AttributeError):
             return None
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """Click suggests the closest command from ``self.commands``, empty here (commands load lazily)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=list(COMMANDS), ctx=ctx) from None
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         code = self._run(args, prog_name or "s3mpu", complete_var, **extra)
         sys.exit(code)
 
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
+        self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -160,7 +170,8 @@ def cli(ctx: click.Context, config_file: str | None, endpoint_url: str | None, h
         flags["addressing"] = "virtual" if "%(bucket)s" in host_bucket else "path"
     if signature_v2:
         flags["signature_version"] = "s3"
-    ctx.obj = AppContext(flags=flags, config_file=config_file, out=Output(quiet=quiet, verbose=verbose))
+    ctx.obj = AppContext(flags=flags, config_file=config_file, out=Output(quiet=quiet, verbose=verbose),
+                         argv=list(getattr(ctx.command, "argv", [])))
 
 
 def json_option(f: Any) -> Any:
