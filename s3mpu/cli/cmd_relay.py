@@ -185,11 +185,13 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         body["content_type"] = ctype
     if meta:
         body["metadata"] = _kv(meta, "--meta")
+    from s3mpu.units import plural
+
     doc = RelayClient(url).mint(token, body)
     m = manifests.Manifest.from_dict(doc)
     saved = save_manifest or str(_state_path(m.upload_id))
     manifests.dump(m, saved)
-    app.out.info(f"minted {m.uri}: {len(m.parts)} parts, expires {m.expires_at}; manifest kept in {saved}")
+    app.out.info(f"minted {m.uri}: {plural(len(m.parts), 'part')}, expires {m.expires_at}; manifest kept in {saved}")
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
     try:
         result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
@@ -198,10 +200,9 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         if not exc.hint:
             exc.hint = f"Resume with: s3mpu put {saved} {file}"
         raise
-    from s3mpu.units import format_size
+    from s3mpu.cli.cmd_user import summary
 
-    human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
-             f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
+    human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result({**result.to_dict(), "manifest": saved, "upload_id": m.upload_id}, human)
 
 

@@ -19,7 +19,14 @@ class _Parsed(click.ParamType):
         try:
             return self.func(value)
         except S3mpuError as exc:
-            self.fail(str(exc).replace("\n", " "), param, ctx)
+            self.fail(sentence(exc.message, exc.hint), param, ctx)
+
+
+def sentence(message: str, hint: str = "") -> str:
+    """``message. Hint.`` on one line: a usage error is read as one sentence after Click's prefix."""
+    if not hint:
+        return message
+    return f"{message}{'' if message.endswith(('.', '!', '?', ':')) else '.'} {hint}"
 
 
 def _size(v: str) -> int:
