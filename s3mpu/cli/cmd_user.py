@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from s3mpu.cli import AppContext, json_option
-from s3mpu.cli.params import SIZE
+from s3mpu.cli.params import SIZE, complete_file, complete_json
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
@@ -172,7 +172,7 @@ def _forget(m: Any) -> None:
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj
@@ -215,8 +215,8 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
-@click.argument("file", metavar="[FILE]", required=False)
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
+@click.argument("file", metavar="[FILE]", required=False, shell_complete=complete_file)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj
@@ -288,7 +288,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj
