@@ -131,3 +131,24 @@ def test_request_refusals_carry_their_own_hint(moto_server: Any, tmp_path: Path)
         assert r.exit_code == 77 and "larger size" in r.stderr and "mint --refresh" not in r.stderr, r.output
         r = run([*base, f"s3://{bucket}/out/f.bin", data])
         assert r.exit_code == 77 and f"s3://{bucket}/in/" in r.stderr and "mint --refresh" not in r.stderr, r.output
+
+
+@pytest.mark.parametrize("args", [["relay", "--help"], ["request", "--help"]])
+def test_help_that_names_the_seed_article_explains_it(args: list[str]) -> None:
+    r = run(args)
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert "seed article" in text and "grew out of" in text and "POST /presign" in text
+
+
+def test_readme_explains_the_seed_article_where_it_names_it() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "### The seed article's API" in readme
+    section = readme.split("### The seed article's API", 1)[1].split("\n## ", 1)[0]
+    assert "grew out of an article" in section and "POST /presign" in section and "--seed-api BUCKET" in section
+
+
+def test_signature_v2_help_names_v2_only_stores_not_s3rver() -> None:
+    r = run(["--help"])
+    text = " ".join(r.output.split())
+    assert "old Ceph RGW and other stores without SigV4" in text and "s3rver" not in text
