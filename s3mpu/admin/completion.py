@@ -108,7 +108,8 @@ def verify_parts(identity: Identity, held: list[dict[str, Any]], client_parts: l
     total = 0
     for n, want in layout:
         got = by_number[n]
-        if (want is not None and got["size"] != want) or (want is None and not (0 < got["size"] <= identity.part_size or (n == 1 == len(layout) and got["size"] == 0))):
+        fits = 0 < got["size"] <= identity.part_size or (n == 1 == len(layout) and got["size"] == 0)
+        if (want is not None and got["size"] != want) or (want is None and not fits):
             raise DataError(f"part {n} on the server has {got['size']} bytes, expected "
                             f"{want if want is not None else f'1..{identity.part_size}'}",
                             "Upload that part again from the right file (s3mpu put), then complete.")
