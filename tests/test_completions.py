@@ -62,7 +62,7 @@ def complete(shell: str, words: str, cwd: Path) -> list[str]:
     assert r.returncode == 0, r.stderr
     if shell == "zsh":  # triples: type, value, description
         lines = r.stdout.splitlines()
-        return [f"{t},{v}" for t, v in zip(lines[0::3], lines[1::3])]
+        return [f"{t},{v}" for t, v in zip(lines[0::3], lines[1::3], strict=True)]
     return r.stdout.splitlines()
 
 

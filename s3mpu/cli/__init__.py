@@ -134,14 +134,16 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 @click.group(cls=S3mpuGroup, context_settings=CONTEXT_SETTINGS)
-@click.option("-c", "--config", "config_file", metavar="FILE", shell_complete=complete_file, help="s3cmd-format config file (default ~/.s3cfg when present).")
+@click.option("-c", "--config", "config_file", metavar="FILE", shell_complete=complete_file,
+              help="s3cmd-format config file (default: $S3MPU_CONFIG or $S3CMD_CONFIG, else ~/.s3cfg when present).")
 @click.option("--endpoint-url", "--host", "endpoint_url", metavar="URL", help="S3 endpoint, e.g. http://127.0.0.1:9000 (s3cmd: --host).")
 @click.option("--host-bucket", metavar="TEMPLATE", help="Virtual-host template, e.g. '%(bucket)s.s3.example.com'.")
 @click.option("--region", metavar="REGION", help="Region to sign for (default us-east-1).")
 @click.option("--profile", metavar="NAME", help="AWS shared-credentials profile.")
 @click.option("--access-key", metavar="KEY", help="S3 access key (prefer AWS_ACCESS_KEY_ID or the config file).")
 @click.option("--secret-key", metavar="SECRET", help="S3 secret key (prefer AWS_SECRET_ACCESS_KEY or the config file).")
-@click.option("--signature-v2", is_flag=True, default=None, help="Presign with SigV2, for old Ceph RGW and other stores without SigV4 (SigV2 cannot bind a part's length).")
+@click.option("--signature-v2", is_flag=True, default=None,
+              help="Presign with SigV2, for old Ceph RGW and other stores without SigV4 (SigV2 cannot bind a part's length).")
 @click.option("--addressing", type=click.Choice(["auto", "path", "virtual"]), help="Bucket addressing style.")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks for unexpected errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")

@@ -24,7 +24,8 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.argument("target", type=S3OBJECT, required=False)
 @click.option("--size", type=SIZE, help="Exact size of the file (e.g. 10G, 5242880).")
 @click.option("--max-size", type=SIZE, help="Upper bound: the file may be smaller; unused parts are skipped.")
-@click.option("--plan", "plan_file", metavar="PLAN", shell_complete=complete_json, help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
+@click.option("--plan", "plan_file", metavar="PLAN", shell_complete=complete_json,
+              help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
 @click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
 @click.option("--expires", type=EXPIRES, help="7d, 12h, +3600, an epoch or ISO-8601 (default 7d, SigV4's maximum).")
 @click.option("--mime-type", "content_type", metavar="TYPE", help="Content-Type of the object.")
@@ -33,8 +34,10 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--add-header", multiple=True, metavar="NAME:VALUE", help="Extra header for the upload (repeatable).")
 @click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
 @click.option("--relay", "relay_url", metavar="URL", help="Relay that completes the upload (token signed with the relay secret).")
-@click.option("--refresh", "refresh_file", metavar="MANIFEST", shell_complete=complete_json, help="Re-sign an existing manifest's upload with a new expiry.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE", help="Where to write the manifest (mode 0600; - is stdout).")
+@click.option("--refresh", "refresh_file", metavar="MANIFEST", shell_complete=complete_json,
+              help="Re-sign an existing manifest's upload with a new expiry.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Where to write the manifest (mode 0600; - is stdout).")
 @click.option("--force", is_flag=True, help="Overwrite an existing -o FILE (it may be the only handle on another upload).")
 @json_option
 @click.pass_obj

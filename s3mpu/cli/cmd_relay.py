@@ -45,8 +45,9 @@ def _setup_logging(quiet: bool) -> None:
 @click.option("--secret-file", metavar="FILE",
               help="Relay secrets, one per line: the first signs, all verify (rotation). Also S3MPU_RELAY_SECRET.")
 @click.option("--tokens", "tokens_file", metavar="FILE", help="API tokens for POST /v1/mint (JSON, see docs/relay.md).")
-@click.option("--seed-api", "seed_bucket", metavar="BUCKET", help="Also serve the seed article's API on BUCKET: the form-encoded POST /presign and "
-              "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged.")
+@click.option("--seed-api", "seed_bucket", metavar="BUCKET",
+              help="Also serve the seed article's API on BUCKET: the form-encoded POST /presign and "
+                   "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged.")
 @click.option("--public-url", metavar="URL", help="The relay's URL as users reach it (written into minted manifests).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Worker threads.")
 @click.option("--max-body", type=SIZE, default="2M", show_default=True, help="Largest request body accepted (413 beyond).")
@@ -152,8 +153,9 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
 
     This is the online flow of the seed article (the article s3mpu grew out of, whose small
-    server presigned an upload on request with POST /presign): here the relay mints, within the limits of your API
-    token, so you need no S3 credentials and no manifest handed over. The manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
+    server presigned an upload on request with POST /presign): here the relay mints, within
+    the limits of your API token, so you need no S3 credentials and no manifest handed over.
+    The manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
     interrupted upload resumes with the s3mpu put command printed on failure.
 
     \b
