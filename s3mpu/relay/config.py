@@ -89,7 +89,7 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
         raise ConfigError(f"cannot read API tokens file {path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
         raise ConfigError(f"API tokens file {path}: expected {{\"tokens\": [...]}}")
-    out = []
+    out: list[ApiToken] = []
     for i, t in enumerate(data["tokens"]):
         where = f"API tokens file {path}, tokens[{i}]"
         if not isinstance(t, dict):
