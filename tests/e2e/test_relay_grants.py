@@ -263,3 +263,24 @@ def test_complete_with_a_partial_list_of_a_max_size_upload_is_refused(rclone_ser
     assert [p["number"] for p in list_parts(s3.client(), m.bucket, m.key, m.upload_id)] == [1, 2, 3]  # intact
     status, reply = _post(relay.url, "/v1/complete", {"token": m.relay.token, "parts": sent, "size": 3 * PS})
     assert status == 200 and reply["size"] == 3 * PS
+
+
+def test_a_mint_racing_past_the_count_is_aborted_again(s3) -> None:
+    """Another relay's mint lands between the count and the create: ours sees it afterwards and backs off."""
+    bucket = s3.bucket()
+    client = s3.client()
+    admin = s3.client()
+    raced: list[str] = []
+
+    def concurrent_mint(**_kw) -> None:
+        if not raced:
+            raced.append(admin.create_multipart_upload(Bucket=bucket, Key="in/racer")["UploadId"])
+
+    client.meta.events.register("before-call.s3.CreateMultipartUpload", concurrent_mint)
+    with start_relay(relay_settings(s3), api_tokens=_policy(bucket, max_uploads=1),
+                     s3_client_factory=lambda: client) as relay:
+        with pytest.raises(TempFailError, match="429 too_many_uploads"):
+            RelayClient(relay.url).mint(ALICE, {"bucket": bucket, "key": "in/mine", "size": 10, "part_size": PS})
+    from s3mpu.admin.housekeeping import list_uploads
+
+    assert [(u.key, u.upload_id) for u in list_uploads(s3.client(), bucket, with_parts=False)] == [("in/racer", raced[0])]
