@@ -24,7 +24,7 @@ from s3mpu.admin.plan import Plan, load_plan, make_plan
 from s3mpu.s3uri import S3Uri
 from s3mpu.units import parse_expires, parse_size
 
-ProgressArg = bool | Callable[[int, int], Any] | Any | None
+ProgressArg = bool | Callable[[int, int | None], Any] | Any | None
 
 
 def _target(target: str, key: str | None) -> tuple[str, str]:
@@ -102,7 +102,7 @@ class CallbackProgress:
     on the server from a previous run, and may step back when a failed attempt is retried.
     """
 
-    def __init__(self, callback: Callable[[int, int], Any]) -> None:
+    def __init__(self, callback: Callable[[int, int | None], Any]) -> None:
         import threading
 
         self.callback = callback

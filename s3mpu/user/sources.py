@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
@@ -154,6 +154,12 @@ class FileSource:
         os.close(self.fd)
 
 
+class Readable(Protocol):
+    """What a stream source needs: ``readinto`` (a pipe, ``sys.stdin.buffer``, ``io.BytesIO``...)."""
+
+    def readinto(self, buffer: Any, /) -> int | None: ...
+
+
 #: the journal's identity for a stream: there is no file to compare, only the part MD5s
 STREAM_IDENTITY = FileIdentity("<stdin>", -1, -1)
 #: what the pipe buffer is raised to when reading a pipe (fewer, larger reads)
@@ -178,7 +184,7 @@ class StreamSource:
 
     replayable = False  # bytes cannot be read twice: no pre-checks, nothing to re-read on resume
 
-    def __init__(self, stream: BinaryIO, m: Manifest, memory: int, *, name: str = "-",
+    def __init__(self, stream: Readable, m: Manifest, memory: int, *, name: str = "-",
                  expect_size: int | None = None, expect_sha256: str | None = None) -> None:
         if memory < m.part_size:
             raise UsageError(f"--memory {format_size(memory)} cannot hold one part of this manifest "
@@ -324,7 +330,7 @@ def _widen_pipe(stream: Any) -> None:
         pass  # not a pipe, or not allowed (/proc/sys/fs/pipe-max-size): the default works, only slower
 
 
-def open_stdin() -> BinaryIO:
+def open_stdin() -> io.FileIO:
     """Standard input as an unbuffered binary stream (readinto goes straight to the pipe)."""
     return open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115 - the caller's descriptor
 

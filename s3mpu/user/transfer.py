@@ -314,11 +314,11 @@ class Transfer:
 
         def feeder() -> None:
             try:
-                for t in tasks:
+                for item in tasks:
                     if self.cancel.is_set() or stop_dispatch.is_set():
-                        self._release(t)
+                        self._release(item)
                         break
-                    q.put(t)
+                    q.put(item)
             except Cancelled:
                 pass
             except S3mpuError as exc:  # the stream is wrong: stop reading, but let the parts in flight land
@@ -376,8 +376,8 @@ class Transfer:
             n_workers = self.jobs
             threads = [threading.Thread(target=feeder, name="s3mpu-reader", daemon=True)]
         else:
-            for t in tasks:
-                q.put(t)
+            for task in tasks:
+                q.put(task)
             n_workers = min(self.jobs, max(1, len(tasks)))  # type: ignore[arg-type]
             threads = []
         threads += [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True) for i in range(n_workers)]

@@ -22,12 +22,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from s3mpu.errors import (AccessDeniedError, DataError, InterruptedError_, NoInputError, PartialError, S3mpuError,
+from s3mpu.errors import (AccessDeniedError, InterruptedError_, NoInputError, PartialError, S3mpuError,
                           TempFailError, UsageError)
 from s3mpu.layout import composite_etag
 from s3mpu.manifest import Manifest, Part
@@ -38,7 +38,8 @@ from s3mpu.user.journal import Journal, journal_path
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.resume import Preflight, expired_hint, next_commands, preflight, resume_from_server, server_parts
-from s3mpu.user.sources import FileSource, StreamSource, check_content, check_file, file_parts, open_stdin
+from s3mpu.user.sources import FileSource, Readable, StreamSource, check_content, check_file, file_parts, open_stdin
+from s3mpu.user.tail import with_tail_url
 from s3mpu.user.transfer import Outcome, PartDone, PartTask, RetryPolicy, Transfer, split
 
 DEFAULT_JOBS = 8
@@ -201,7 +202,7 @@ def open_source(m: Manifest, path: Any, opts: Options, memory: int | str | None,
                          f"{m.size} bytes)")
     if expect_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expect_sha256):
         raise UsageError(f"--expect-sha256 takes 64 hex digits, not {expect_sha256!r}")
-    stream = open_stdin() if path == "-" else path
+    stream: Readable = open_stdin() if path == "-" else path
     source = StreamSource(stream, m, mem, expect_size=want, expect_sha256=expect_sha256)
     jobs = min(opts.jobs, source.buffers)
     opts.debug(f"standard input: up to {source.buffers} part(s) of {format_size(m.part_size)} in memory "
@@ -282,6 +283,7 @@ def plan_sends(run: Run) -> None:
     m, opts = run.m, run.opts
     if not isinstance(run.source, FileSource):
         return  # a stream's parts are planned as they are read (StreamSource.tasks)
+    run.mine = with_tail_url(m, run.relay, run.source.size, run.mine, run.done)  # max-size: last part's URL (§5)
     send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
     run.todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in run.mine], run.done)
     run.source.check_content([t for t in run.todo if t.md5])  # content-bound: 65 before the first byte
@@ -350,23 +352,8 @@ def send_parts(run: Run) -> None:
 
 
 def tail_url(run: Run, p: Part, total: int) -> str:
-    """The URL of a max-size manifest's last, shorter part, once the stream's length is known.
-
-    With a relay, ``/v1/tail`` signs one bound to the exact length (SPEC §5); a relay without
-    that endpoint (404), or no relay, leaves the manifest's URL, which then binds no length.
-    """
-    m = run.m
-    if run.relay is None or not (m.relay and m.relay.token) or not hasattr(run.relay, "tail"):
-        return p.url
-    try:
-        reply = run.relay.tail(m.relay.token, size=total)
-    except NoInputError:
-        return p.url
-    if int(reply.get("number", -1)) != p.number or int(reply.get("size", -1)) != total - p.offset:
-        raise DataError(f"the relay's URL for the last part is for part {reply.get('number')} of "
-                        f"{reply.get('size')} bytes, not part {p.number} of {total - p.offset}; nothing was completed",
-                        "Report this to the admin: the relay and the manifest disagree.")
-    return str(reply["url"])
+    """A stream's last, shorter part, once its length is known: the relay's length-bound URL (user/tail.py)."""
+    return with_tail_url(run.m, run.relay, total, [replace(p, size=total - p.offset)])[-1].url
 
 
 def check_sent(run: Run) -> None:
