@@ -61,6 +61,9 @@ def test_buffers_bound_memory_and_are_reused() -> None:
     m = _manifest(40 * PS)
     src = StreamSource(io.BytesIO(b"z" * (10 * PS)), m, memory=3 * PS + 7)
     assert src.buffers == 3
+    # memory to spare: no more buffers than the parts in flight (jobs) plus the one being read
+    assert StreamSource(io.BytesIO(b""), m, memory=40 * PS, jobs=2).buffers == 3
+    assert StreamSource(io.BytesIO(b""), _manifest(2 * PS), memory=40 * PS, jobs=8).buffers == 2  # 2 parts at most
     gen = src.tasks({}, True, threading.Event(), _tail)
     held = [next(gen) for _ in range(3)]  # three parts in flight: every buffer is taken
     assert src._made == 3

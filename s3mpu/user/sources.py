@@ -173,8 +173,9 @@ class StreamSource:
     dump to disk. Each part is read into one of ``buffers`` preallocated buffers (anonymous
     mmaps: pages cost memory only once written), hashed and sent from there, retried from
     there, and the buffer is reused once the part is on the server. So memory is bounded by
-    ``buffers x part_size`` (``--memory``), and the reader waits only when every buffer holds
-    a part not yet on the server.
+    ``buffers x part_size`` (at most ``--memory``; no more than ``jobs + 1`` parts: one being
+    read while the others are sent), and the reader waits only when every buffer holds a part
+    not yet on the server.
 
     The last part is held back until the stream's end is checked (its length against the
     manifest, ``expect_size``, ``expect_sha256``): a stream of the wrong length never puts a
@@ -184,7 +185,7 @@ class StreamSource:
 
     replayable = False  # bytes cannot be read twice: no pre-checks, nothing to re-read on resume
 
-    def __init__(self, stream: Readable, m: Manifest, memory: int, *, name: str = "-",
+    def __init__(self, stream: Readable, m: Manifest, memory: int, *, jobs: int = 8, name: str = "-",
                  expect_size: int | None = None, expect_sha256: str | None = None) -> None:
         if memory < m.part_size:
             raise UsageError(f"--memory {format_size(memory)} cannot hold one part of this manifest "
@@ -194,7 +195,8 @@ class StreamSource:
         self.stream = stream
         self.name = name
         self.identity = STREAM_IDENTITY
-        self.buffers = max(1, min(memory // m.part_size, len(m.parts)))
+        # one buffer per part in flight and one being read: more would only hold parts waiting for a worker
+        self.buffers = max(1, min(memory // m.part_size, jobs + 1, len(m.parts)))
         self.expect_size = expect_size
         self.expect_sha256 = expect_sha256.lower() if expect_sha256 else None
         self.size: int | None = None  # known once the stream has ended

@@ -203,7 +203,7 @@ def open_source(m: Manifest, path: Any, opts: Options, memory: int | str | None,
     if expect_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expect_sha256):
         raise UsageError(f"--expect-sha256 takes 64 hex digits, not {expect_sha256!r}")
     stream: Readable = open_stdin() if path == "-" else path
-    source = StreamSource(stream, m, mem, expect_size=want, expect_sha256=expect_sha256)
+    source = StreamSource(stream, m, mem, jobs=opts.jobs, expect_size=want, expect_sha256=expect_sha256)
     jobs = min(opts.jobs, source.buffers)
     opts.debug(f"standard input: up to {source.buffers} part(s) of {format_size(m.part_size)} in memory "
                f"(--memory {format_size(mem)}), {jobs} sent in parallel"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -161,23 +162,43 @@ def test_kill9_of_s3mpu_mid_stream_then_rerun(e2e: E2E, relay: Any) -> None:
     assert e2e.get(m) == data
 
 
-def test_readme_cron_pattern_failed_producer_never_completes(e2e: E2E, relay: Any, tmp_path: Path) -> None:
-    """``set -o pipefail; producer | s3mpu put --no-complete m.json - && s3mpu complete m.json``."""
-    size = 2 * PART + 10
+def _readme_cron_script() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("# /etc/cron.daily/db-upload")
+    block = readme[readme.rindex("```bash\n", 0, start) + len("```bash\n"):readme.index("```", start)]
+    assert "set -o pipefail" in block and "--no-complete" in block and "s3mpu -q complete" in block
+    return block
+
+
+def test_readme_cron_line_never_completes_a_failed_dump(e2e: E2E, relay: Any, tmp_path: Path) -> None:
+    """The README's cron script, run as written, with pg_dump, s3mpu and mail as small stand-ins on PATH."""
     src = tmp_path / "dump.bin"
-    src.write_bytes(stream_bytes(size, seed=3))
+    src.write_bytes(stream_bytes(2 * PART + 10, seed=3))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {"pg_dump": f'exec {sys.executable} -c "$PRODUCER" "$SRC" "$STOP"',
+                       "s3mpu": f'exec {sys.executable} -m s3mpu "$@"', "mail": 'cat > "$MAILBOX"'}.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**e2e.user_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "PRODUCER": PRODUCER, "SRC": str(src),
+           "MAILBOX": str(tmp_path / "mail.txt")}
+
+    def night(manifest: Path, stop: int) -> subprocess.CompletedProcess[bytes]:
+        script = _readme_cron_script().replace("/srv/out/db.json", str(manifest))
+        script = script.replace("/var/log/db-upload.json", str(tmp_path / "log.json"))
+        return subprocess.run(["bash", "-c", script], env={**env, "STOP": str(stop)}, capture_output=True,
+                              timeout=120)
+
     m = e2e.mint(max_size=8 * PART, relay=relay.url)
-    py, s3mpu = sys.executable, " ".join(S3MPU)
-    script = (f"set -o pipefail\n{py} -c \"$PRODUCER\" {src} $STOP | {s3mpu} -q put --no-complete {m} - "
-              f"&& {s3mpu} -q complete {m}\n")
-    env = {**e2e.user_env(), "PRODUCER": PRODUCER}
-    failed = subprocess.run(["bash", "-c", script], env={**env, "STOP": str(PART + 5)}, capture_output=True)
-    assert failed.returncode == 128 + signal.SIGKILL  # the producer's status, thanks to pipefail
-    assert not e2e.exists(m)  # s3mpu saw a clean end of stream, but complete never ran
+    failed = night(m, PART + 5)  # pg_dump is killed after 5 MiB and 5 bytes
+    assert failed.returncode == 0, failed.stderr  # the script handled it
+    assert "exit 137" in (tmp_path / "mail.txt").read_text()  # pg_dump's SIGKILL, not s3mpu's clean exit
+    assert not e2e.exists(m)  # s3mpu saw a clean end of input, but complete never ran
     m2 = e2e.mint(max_size=8 * PART, relay=relay.url)
-    ok = subprocess.run(["bash", "-c", script.replace(str(m), str(m2))], env={**env, "STOP": "-1"},
-                        capture_output=True)
+    (tmp_path / "mail.txt").unlink()
+    ok = night(m2, -1)
     assert ok.returncode == 0, ok.stderr
+    assert not (tmp_path / "mail.txt").exists()
     assert e2e.get(m2) == src.read_bytes()
 
 
