@@ -7,12 +7,12 @@ taken on trust: the object's size must be ours and, where the server reports the
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from s3mpu.errors import DataError, S3mpuError, TempFailError
 from s3mpu.layout import composite_etag
-from s3mpu.manifest import Manifest, Part
+from s3mpu.manifest import Manifest
 
 
 def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None = None) -> Any:
@@ -55,15 +55,16 @@ def verify_completed(reply: dict[str, Any], md5s: Sequence[str] | None, size: in
                             "Report this to the admin: the object does not match the file.")
 
 
-def already_completed(m: Manifest, relay_client: Any, source: Any, every: Sequence[Part],
-                      size: int) -> dict[str, Any] | None:
+def already_completed(m: Manifest, relay_client: Any,
+                      digest: Callable[[], tuple[list[str], str, int]]) -> dict[str, Any] | None:
     """When the upload is gone, ask the relay (idempotent complete) whether it became this source's object.
 
-    ``source`` must be replayable (a file): its part MD5s and whole MD5 are read again here.
+    ``digest()`` reads the source once more: ``(part MD5s, whole MD5, size)``. It is called only
+    when there is a relay to ask (a stream read for nothing would be lost).
     """
     if relay_client is None or not (m.relay and m.relay.token):
         return None
-    md5s, whole = source.md5s_and_whole(every)
+    md5s, whole, size = digest()
     try:
         reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
                                                                             for i, e in enumerate(md5s)], size=size)

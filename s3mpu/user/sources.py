@@ -318,6 +318,40 @@ class StreamSource:
                             "--expect-sha256; nothing was completed",
                             "Check that the producer succeeded, then run the same pipeline again.")
 
+    def digest(self) -> tuple[list[str], str, int]:
+        """Read the whole stream through one small buffer: ``(part MD5s, whole MD5, size)``, its end checked.
+
+        For a re-run after the upload was completed: the producer's output is compared with the
+        object without sending (or holding) anything.
+        """
+        m = self.m
+        whole, buf = hashlib.md5(), bytearray(CHUNK)
+        view = memoryview(buf)
+        md5s: list[str] = []
+        total = 0
+        sha = hashlib.sha256() if self.expect_sha256 else None
+        for p in m.parts:
+            h, got = hashlib.md5(), 0
+            while got < p.size:
+                n = self._fill(view, min(len(buf), p.size - got), 0)
+                if not n:
+                    break
+                for x in (h, whole, sha):
+                    if x is not None:
+                        x.update(view[:n])
+                got += n
+            total += got
+            if got < p.size or p.number == len(m.parts):
+                if got == p.size and self._fill(view, 1, 0):
+                    raise self._too_long(total)
+                if got or not md5s:
+                    md5s.append(h.hexdigest())
+                break
+            md5s.append(h.hexdigest())
+        self._check_end(total, sha)
+        self.size = self.bytes_read = total
+        return md5s, whole.hexdigest(), total
+
     def close(self) -> None:
         pass  # standard input belongs to the caller
 

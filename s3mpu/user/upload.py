@@ -3,7 +3,8 @@
 :mod:`s3mpu.user.transfer` moves bytes; :mod:`s3mpu.user.sources` says where they come from;
 this module decides. :func:`upload` is a short sequence of named steps over one :class:`Run`
 (the state they hand on to each other), so a check can be added where it belongs:
-1. ``open_run``: the source must fit the manifest *before one byte is sent* (exit 65, both sizes named);
+1. ``open_source``: a file must fit the manifest *before one byte is sent* (exit 65, both sizes named);
+   standard input becomes a stream source sized for ``--memory``;
 2. ``look_at_server``: one cheap presigned request (ListParts) gives the server's clock, proves the
    URLs still work (an expired manifest fails here, exit 77, nothing sent) and tells which parts
    S3 has; an upload completed by an earlier run ends here (exit 0);
@@ -22,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,114 +33,21 @@ from s3mpu.errors import (AccessDeniedError, InterruptedError_, NoInputError, Pa
 from s3mpu.layout import composite_etag
 from s3mpu.manifest import Manifest, Part
 from s3mpu.units import MiB, format_duration, format_size, parse_size, utc_iso
+from s3mpu.user.state import Options, Run, UploadResult
 from s3mpu.user.finish import already_completed, complete_via_relay, make_relay, verify_completed
 from s3mpu.user.httpclient import HttpClient
 from s3mpu.user.journal import Journal, journal_path
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
-from s3mpu.user.resume import Preflight, expired_hint, next_commands, preflight, resume_from_server, server_parts
+from s3mpu.user.resume import expired_hint, preflight, resume_from_server, server_parts
 from s3mpu.user.sources import FileSource, Readable, StreamSource, check_content, check_file, file_parts, open_stdin
 from s3mpu.user.tail import with_tail_url
-from s3mpu.user.transfer import Outcome, PartDone, PartTask, RetryPolicy, Transfer, split
+from s3mpu.user.transfer import PartDone, PartTask, RetryPolicy, Transfer, split
 
 DEFAULT_JOBS = 8
 DEFAULT_RETRIES = 5
 DEFAULT_MEMORY = 256 * MiB  # parts of a stream held in memory at once (put -)
 SKEW_WARN_SECONDS = 120
-
-
-@dataclass
-class UploadResult:
-    """What ``put`` did; ``completed`` is False with ``--no-complete`` or a partial ``--parts`` run."""
-
-    key: str
-    bucket: str
-    size: int
-    etag: str | None
-    parts: int
-    seconds: float
-    bytes_sent: int
-    mib_per_s: float
-    completed: bool
-    parts_uploaded: int = 0
-    parts_skipped: int = 0
-    message: str = ""
-    bytes_skipped: int = 0  # a stream's parts the server already held: read, hashed, not sent again
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "bucket": self.bucket, "size": self.size, "etag": self.etag, "parts": self.parts,
-                "seconds": round(self.seconds, 3), "bytes_sent": self.bytes_sent,
-                "mib_per_s": round(self.mib_per_s, 2), "completed": self.completed,
-                "parts_uploaded": self.parts_uploaded, "parts_skipped": self.parts_skipped,
-                "bytes_skipped": self.bytes_skipped}
-
-
-@dataclass
-class Options:
-    """What the caller asked for; fixed for the whole run."""
-
-    jobs: int
-    retry: RetryPolicy
-    rate: int | None
-    subset: Sequence[int] | str | None
-    complete: bool
-    manifest_path: str | None
-    state_dir: Path | None
-    progress: ProgressSink
-    warn: Callable[[str], None]
-    info: Callable[[str], None]
-    debug: Callable[[str], None] = lambda _s: None
-
-
-@dataclass
-class Run:
-    """The state one put hands from step to step; each step reads what the earlier ones set."""
-
-    m: Manifest
-    source: FileSource | StreamSource
-    opts: Options
-    http: HttpClient
-    relay: Any  # a RelayClient (or a test double), None when the manifest names no relay
-    cancel: threading.Event
-    started: float
-    every: list[Part]  # every part the source fills
-    mine: list[Part]  # the ones this run is responsible for (--parts)
-    pre: Preflight | None = None
-    server_now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    journal: Journal | None = None
-    done: set[int] = field(default_factory=set)  # part numbers known to be on the server
-    todo: list[PartTask] = field(default_factory=list)
-    total: int = 0  # bytes of the parts this run is responsible for
-    already: int = 0  # ... of which already on the server
-    outcome: Outcome | None = None
-    held: dict[int, tuple[int, str]] = field(default_factory=dict)  # stream: part -> (size, md5) on the server
-
-    @property
-    def mp(self) -> str:
-        return next_commands(self.opts.manifest_path, self.source.name)[0]
-
-    @property
-    def put_cmd(self) -> str:
-        return next_commands(self.opts.manifest_path, self.source.name)[1]
-
-    @property
-    def mine_numbers(self) -> set[int]:
-        return {p.number for p in self.mine}
-
-    def result(self, **kw: Any) -> UploadResult:
-        elapsed = time.monotonic() - self.started
-        sent = kw.pop("bytes_sent", 0)
-        size = self.source.size if self.source.size is not None else self.source.bytes_read
-        base: dict[str, Any] = {"key": self.m.key, "bucket": self.m.bucket, "size": size, "etag": None,
-                                "parts": len(self.every), "seconds": elapsed, "bytes_sent": sent,
-                                "mib_per_s": sent / MiB / max(elapsed, 1e-6), "completed": False}
-        return UploadResult(**{**base, **kw})
-
-    def close(self) -> None:
-        try:
-            self.source.close()
-        finally:
-            self.http.close()
 
 
 def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None = None, retries: int | None = None,
@@ -203,6 +111,9 @@ def open_source(m: Manifest, path: Any, opts: Options, memory: int | str | None,
     if expect_sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expect_sha256):
         raise UsageError(f"--expect-sha256 takes 64 hex digits, not {expect_sha256!r}")
     stream: Readable = open_stdin() if path == "-" else path
+    if path == "-" and os.isatty(0):
+        opts.warn("reading the data to upload from the terminal (FILE is '-'); end it with Ctrl-D, "
+                  "or pipe it: producer | s3mpu put MANIFEST -")
     source = StreamSource(stream, m, mem, jobs=opts.jobs, expect_size=want, expect_sha256=expect_sha256)
     jobs = min(opts.jobs, source.buffers)
     opts.debug(f"standard input: up to {source.buffers} part(s) of {format_size(m.part_size)} in memory "
@@ -219,9 +130,12 @@ def look_at_server(run: Run) -> UploadResult | None:
         run.pre = preflight(m, run.http, opts.manifest_path, run.source.name)
     except NoInputError:
         # The upload is gone: completed by an earlier run (exit 0), or aborted/expired (66).
-        if not isinstance(run.source, FileSource):
-            raise  # a stream cannot be read twice to compare it with the object
-        reply = already_completed(m, run.relay, run.source, run.every, run.source.size)
+        source = run.source
+        if isinstance(source, FileSource):
+            reply = already_completed(m, run.relay, lambda: (*source.md5s_and_whole(run.every), source.size))
+        else:  # a stream: read it (again, from the producer) to compare it with the object
+            reply = already_completed(m, run.relay, source.digest)
+            run.every = run.mine = source.parts(m, None)[0]
         if reply is None:
             raise
         Journal(journal_path(m.upload_id, opts.state_dir), m.upload_id, m.bucket, m.key, run.source.identity).remove()

@@ -225,3 +225,16 @@ def test_request_dash_mints_max_size_and_streams(rclone_server: Any, e2e: E2E) -
         assert saved["size_is_max"] is True and saved["size"] == 40 * MiB
     body = rclone_server.client().get_object(Bucket=e2e.bucket, Key="in/db.dump")["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+
+def test_rerun_after_completion_reads_the_stream_and_says_done(e2e: E2E, relay: Any) -> None:
+    data = stream_bytes(2 * PART + 5, seed=31)
+    m = e2e.mint(max_size=8 * PART, relay=relay.url)
+    assert piped(e2e, m, data).returncode == 0
+    again = piped(e2e, m, data)  # cron ran twice: the upload is gone, the object is this stream
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["completed"] and doc["bytes_sent"] == 0 and doc["size"] == len(data) and doc["parts"] == 3
+    other = piped(e2e, m, stream_bytes(2 * PART + 5, seed=32))
+    assert other.returncode == 65 and "already completed" in other.stderr
+    assert e2e.get(m) == data
