@@ -372,21 +372,21 @@ class Transfer:
                 with self._lock:
                     out.done.append(done)
 
-        if streaming:
+        if streaming:  # the reader is joined last, and not at all once stopped: it may wait on a slow producer
             n_workers = self.jobs
-            threads = [threading.Thread(target=feeder, name="s3mpu-reader", daemon=True)]
+            reader = [threading.Thread(target=feeder, name="s3mpu-reader", daemon=True)]
         else:
             for task in tasks:
                 q.put(task)
             n_workers = min(self.jobs, max(1, len(tasks)))  # type: ignore[arg-type]
-            threads = []
-        threads += [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True) for i in range(n_workers)]
-        for t in threads:
+            reader = []
+        threads = [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True) for i in range(n_workers)]
+        for t in reader + threads:
             t.start()
         try:
             next_tick = time.monotonic() + tick_interval
-            for t in threads:
-                while t.is_alive():
+            for t in threads + reader:
+                while t.is_alive() and not (t in reader and (self.cancel.is_set() or stop_dispatch.is_set())):
                     t.join(0.1)
                     if tick is not None and time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + tick_interval

@@ -238,3 +238,27 @@ def test_rerun_after_completion_reads_the_stream_and_says_done(e2e: E2E, relay: 
     other = piped(e2e, m, stream_bytes(2 * PART + 5, seed=32))
     assert other.returncode == 65 and "already completed" in other.stderr
     assert e2e.get(m) == data
+
+
+def test_refused_part_stops_at_once_while_the_producer_is_still_writing(e2e: E2E, relay: Any) -> None:
+    """A fatal error (here a refused signature) ends s3mpu without waiting for the producer's next bytes."""
+    m = e2e.mint(max_size=8 * PART, relay=relay.url)
+    doc = json.loads(m.read_text())
+    url = doc["parts"][0]["url"]
+    sig = url.split("X-Amz-Signature=")[1][:64]
+    doc["parts"][0]["url"] = url.replace(sig, ("0" if sig[0] != "0" else "1") + sig[1:])
+    m.write_text(json.dumps(doc))
+    proc = subprocess.Popen(S3MPU + ["put", str(m), "-"], stdin=subprocess.PIPE, env=e2e.user_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(stream_bytes(PART + 1))  # part 1 goes out; the producer then stays silent, pipe open
+    proc.stdin.flush()
+    try:
+        proc.wait(60)  # it must end by itself, its standard input still open
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    finally:
+        proc.stdin.close()
+        proc.kill()
+    assert proc.returncode == 77, err
+    assert b"part 1" in err and not e2e.exists(m)
