@@ -1,7 +1,10 @@
 """The benchmark's numbers: medians, ratios to s3mpu, the issue's targets, and the printed table."""
 from __future__ import annotations
 
+import json
 import statistics
+import sys
+from collections.abc import Callable
 from typing import Any
 
 MiB = 1 << 20
@@ -121,3 +124,13 @@ def print_table(result: dict[str, Any], order: list[str]) -> None:
             print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
         if any(not ok and name.startswith("put wall") for name, _, ok in result["targets"]):
             print("  (where the server's CPU goes per client: python3 benchmarks/serverprof.py; see benchmarks/README.md)")
+
+
+def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> int:
+    """Print ``result`` as one JSON document or as ``table`` prints it; the exit status."""
+    if as_json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+    else:
+        table(result)
+    return 0

@@ -32,7 +32,7 @@ from typing import Any
 
 from lab import (ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, stop_process,
                  wait_port)
-from report import print_table, summarize, targets
+from report import emit, print_table, summarize, targets
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -331,12 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                   "targets": targets(summary, mint10k, help_, scale10k),
                   "load_average": [load_before, os.getloadavg()[0]], "rss_floor_mib": floor,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        if args.json:
-            json.dump(result, sys.stdout, indent=1)
-            print()
-        else:
-            print_table(result, TOOLS + EXTRA_TOOLS)
-        return 0
+        return emit(result, args.json, lambda r: print_table(r, TOOLS + EXTRA_TOOLS))
     finally:
         if bench is not None:
             bench.stop()

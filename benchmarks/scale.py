@@ -39,7 +39,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from report import print_scale, scale_targets
+from report import emit, print_scale, scale_targets
 from lab import ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, measure, stop_process, wait_port
 
 MiB = 1 << 20
@@ -243,12 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         res.update({"platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
                     "load_average": [load0, os.getloadavg()[0]],
                     "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        if args.json:
-            json.dump(res, sys.stdout, indent=1)
-            print()
-        else:
-            print_table(res)
-        return 0
+        return emit(res, args.json, print_table)
     finally:
         if scale is not None:
             scale.stop()
