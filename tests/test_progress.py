@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from s3mpu.user.progress import NullProgress, PlainProgress, TqdmProgress
 
@@ -192,8 +193,7 @@ def test_nothing_left_to_send_is_said_so() -> None:
     p.start(total=40 * MiB, done=40 * MiB, parts=0)
     p.close()
     lines = out.getvalue().splitlines()
-    assert lines == ["nothing left to send: big.bin: 40.0 MiB already uploaded",
-                     "nothing left to send (40.0 MiB already uploaded)"]
+    assert lines == ["nothing left to send: big.bin: 40.0 MiB already uploaded"]
     assert "0 B/s" not in out.getvalue() and "parts 0/0" not in out.getvalue()
     buf = io.StringIO()
     r = RichProgress(Console(file=buf, force_terminal=True, width=120), "big.bin")
@@ -207,3 +207,13 @@ def test_one_part_is_singular() -> None:
     p = PlainProgress(out, clock=Clock())
     p.start(total=MiB, done=0, parts=1)
     assert out.getvalue().startswith("uploading 1 part, 1.0 MiB to send")
+
+
+def test_tqdm_shows_binary_units_and_keeps_last_values_after_ctrl_c() -> None:
+    buf = io.StringIO()
+    t = TqdmProgress(buf, mininterval=0)
+    _interrupted(t)
+    assert t.bar.n == 3 * MiB  # 75 %: the cancelled parts' give-backs are not applied
+    t.close()
+    text = buf.getvalue()
+    assert re.search(r"\d[KMGT]iB/s", text) and "75%" in text and "MB/s" not in text
