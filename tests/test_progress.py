@@ -145,9 +145,9 @@ def test_rich_keeps_last_values_after_ctrl_c_and_uses_binary_speed() -> None:
 def test_rich_speed_column_is_binary() -> None:
     from types import SimpleNamespace
 
-    from s3mpu.cli.progress_rich import _speed_column
+    from s3mpu.cli.progress_rich import binary_speed_column
 
-    col = _speed_column()
+    col = binary_speed_column()
     assert col.render(SimpleNamespace(finished_speed=None, speed=10 * MiB)).plain == "10.0 MiB/s"
     assert col.render(SimpleNamespace(finished_speed=None, speed=-5000.0)).plain == "0 B/s"
 
@@ -217,3 +217,14 @@ def test_tqdm_shows_binary_units_and_keeps_last_values_after_ctrl_c() -> None:
     t.close()
     text = buf.getvalue()
     assert re.search(r"\d[KMGT]iB/s", text) and "75%" in text and "MB/s" not in text
+
+
+def test_no_display_uses_richs_decimal_speed_column() -> None:
+    """rich's TransferSpeedColumn is decimal (MB/s) beside binary totals: every display uses ours."""
+    from pathlib import Path
+
+    import s3mpu
+
+    root = Path(s3mpu.__file__).parent
+    users = [p.name for p in root.rglob("*.py") if "TransferSpeedColumn" in p.read_text(encoding="utf-8")]
+    assert users == []
