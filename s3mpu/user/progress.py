@@ -232,8 +232,8 @@ class PlainProgress:
 
     def close(self) -> None:
         m = self.meter
-        if m.parts_total == 0:
-            return  # the first line already said "nothing left to send"
+        if m.total is not None and m.parts_total == 0:
+            return  # the first line already said "nothing left to send" (a stream's part count is unknown)
         self._write(describe_end(m.done - m.resumed, m.resumed, self.clock() - m.started, m.parts_done,
                                  m.parts_total if m.total is not None else None))
 
