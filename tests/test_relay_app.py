@@ -227,6 +227,7 @@ def test_wsgi_app_from_environment(moto_server, monkeypatch, tmp_path) -> None:
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("S3MPU_RELAY_SECRET", RELAY_SECRET)
     monkeypatch.setenv("S3MPU_RELAY_MAX_BODY", "1K")
+    monkeypatch.setenv("S3MPU_RELAY_PUBLIC_URL", "https://relay.example")
     wsgi = importlib.import_module("s3mpu.relay.wsgi")
     monkeypatch.delitem(wsgi.__dict__, "app", raising=False)
     app = wsgi.app  # what "gunicorn s3mpu.relay.wsgi:app" loads
@@ -277,7 +278,8 @@ def test_graceful_stop_finishes_request_in_flight(moto_server) -> None:
 
     def in_flight() -> None:
         r = urllib3.PoolManager(retries=False).request("POST", relay.url + "/v1/status",
-                                                       body=json.dumps({"token": m.relay.token}).encode())
+                                                       body=json.dumps({"token": m.relay.token}).encode(),
+                                                       headers={"Content-Type": "application/json"})
         result["status"] = r.status
 
     t = threading.Thread(target=in_flight)

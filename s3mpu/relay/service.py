@@ -31,6 +31,26 @@ class UpstreamError(TempFailError):
     """S3 refused or failed a call made with the relay's own credentials (HTTP 502)."""
 
 
+class MediaTypeError(UsageError):
+    """A JSON endpoint was sent another Content-Type (HTTP 415): a browser's simple cross-site POST."""
+
+
+class ConflictError(S3mpuError):
+    """The request conflicts with what S3 holds, e.g. an object the policy forbids overwriting (HTTP 409)."""
+
+
+_MAX_TOKEN = 64 * 1024  # far above any real token (a 10,000-part plan's digest is 43 characters)
+_MAX_PART_NUMBER = 10_000
+_SEGMENT_MESSAGE = "keys with an empty, '.' or '..' path segment are refused by the relay's policy"
+
+
+def refuse_dot_segments(key: str) -> None:
+    """403 for ``a/../b``, ``./x``, ``a//b``: S3 servers disagree on them (rclone refuses, others
+    normalise or keep them), so a key that passed a prefix check could land elsewhere."""
+    if any(seg in ("", ".", "..") for seg in key.split("/")[:-1]) or key.split("/")[-1] in (".", ".."):
+        raise AccessDeniedError(f"{_SEGMENT_MESSAGE}: {key[:200]!r}", "Name the object without such segments.")
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove tokens, URL signatures and the given secrets from text bound for a log line."""
     text = _SIG_RE.sub(r"\1REDACTED", _TOKEN_RE.sub("v1.REDACTED", text))
@@ -44,6 +64,12 @@ def http_error(exc: BaseException) -> tuple[int, str]:
     """``(status, error code)`` for an exception raised while handling a request."""
     if isinstance(exc, AuthError):
         return 401, "unauthorized"
+    if isinstance(exc, ConflictError):
+        return 409, "conflict"
+    if isinstance(exc, MediaTypeError):
+        return 415, "unsupported_media_type"
+    if isinstance(exc, RecursionError):  # JSON nested too deeply for the parser: the caller's input
+        return 400, "bad_request"
     if isinstance(exc, AccessDeniedError):
         return 403, "expired" if "expired" in exc.message else "forbidden"
     if isinstance(exc, PartialError):
@@ -88,10 +114,14 @@ class RelayService:
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise AuthError("the request has no manifest token", 'Send {"token": "<relay token from the manifest>"}.')
+        if len(token) > _MAX_TOKEN:
+            raise AuthError("relay token is malformed (too long)", "Use the token from the manifest the admin minted.")
         try:  # first the signature alone: a forged or altered token is 401
             tokens.verify(token, secrets, now=0)
         except AccessDeniedError as exc:
             raise AuthError(exc.message, exc.hint) from None
+        except (RecursionError, ValueError, TypeError, OverflowError, AttributeError):  # never a 500 for input
+            raise AuthError("relay token is malformed", "Use the token from the manifest the admin minted.") from None
         identity = tokens.verify(token, secrets, now=self.config.clock(),
                                  grace=self.config.token_grace if grace is None else grace)
         if self.config.check_endpoint and _norm(identity.endpoint) != _norm(self.config.endpoint()):
@@ -101,9 +131,7 @@ class RelayService:
 
     def complete(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         identity = self.authenticate(body)
-        parts = body.get("parts")
-        if parts is not None and (not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts)):
-            raise UsageError('"parts" must be a list of {"number", "etag"} objects')
+        parts = _client_parts(body.get("parts"))
         size = body.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise UsageError('"size" must be a non-negative integer')
@@ -203,6 +231,34 @@ class RelayService:
         return 201, m.to_dict()
 
 
+def _client_parts(parts: Any) -> list[dict[str, Any]] | None:
+    """``parts`` as sent to /v1/complete, checked field by field (400, never a 500 later)."""
+    if parts is None:
+        return None
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise UsageError('"parts" must be a list of {"number", "etag"} objects')
+    if len(parts) > _MAX_PART_NUMBER:
+        raise UsageError(f'"parts" lists more than {_MAX_PART_NUMBER} parts')
+    for i, p in enumerate(parts):
+        n = p.get("number")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_PART_NUMBER:
+            raise UsageError(f'parts[{i}].number must be a whole number from 1 to {_MAX_PART_NUMBER}')
+        if p.get("etag") is not None and (not isinstance(p["etag"], str) or len(p["etag"]) > 200):
+            raise UsageError(f"parts[{i}].etag must be a string (the part's ETag)")
+        if p.get("size") is not None and (isinstance(p["size"], bool) or not isinstance(p["size"], int)
+                                          or p["size"] < 0):
+            raise UsageError(f"parts[{i}].size must be a non-negative whole number of bytes")
+    return parts
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _norm(url: str) -> str:
     return url.rstrip("/").lower()
 
@@ -210,9 +266,13 @@ def _norm(url: str) -> str:
 def _expires(value: Any, now: datetime) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > 64:
         raise UsageError('"expires" must be a duration ("12h"), "+3600", an epoch or ISO-8601')
-    return parse_expires(value if isinstance(value, str) else f"+{value}", now)
+    try:
+        return parse_expires(value if isinstance(value, str) else f"+{value}", now)
+    except (OverflowError, ValueError, OSError):  # e.g. an epoch past the year 9999
+        raise UsageError(f'"expires" {str(value)[:64]!r} is out of range',
+                         'Use a duration ("12h", at most 7 days) or a near date.') from None
 
 
 def _mint_request(body: Mapping[str, Any]) -> Any:
@@ -231,8 +291,11 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
     bucket, key = body.get("bucket"), body.get("key")
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
         raise UsageError('"bucket" and "key" are required strings')
+    if not _utf8(bucket) or not _utf8(key):
+        raise UsageError('"bucket" and "key" must be valid Unicode (no lone surrogates)')
     if len(key.encode("utf-8")) > 1024:
         raise UsageError('"key" is longer than S3\'s 1024 bytes')
+    refuse_dot_segments(key)
     meta = body.get("metadata") or {}
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise UsageError('"metadata" must be an object of strings')
@@ -254,4 +317,4 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
     return req
 
 
-__all__ = ["RelayService", "AuthError", "UpstreamError", "http_error", "scrub", "S3mpuError"]
+__all__ = ["RelayService", "AuthError", "UpstreamError", "ConflictError", "MediaTypeError", "http_error", "scrub", "S3mpuError"]

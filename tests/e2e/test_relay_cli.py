@@ -92,8 +92,8 @@ def test_relay_refuses_to_start_without_secret_or_credentials(rclone_server, tmp
     r = s3mpu("relay", "--listen", f"127.0.0.1:{port}", env=_env(**rclone_server.env(), HOME=str(tmp_path)))
     assert r.returncode == 78 and "secret" in r.stderr
     r = s3mpu("relay", "--listen", f"127.0.0.1:{port}",
-              env=_env(S3MPU_RELAY_SECRET="x" * 20, HOME=str(tmp_path), AWS_CONFIG_FILE="/nonexistent",
+              env=_env(S3MPU_RELAY_SECRET=RELAY_SECRET, HOME=str(tmp_path), AWS_CONFIG_FILE="/nonexistent",
                        AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_EC2_METADATA_DISABLED="true"))
     assert r.returncode == 78 and "credentials" in r.stderr
-    r = s3mpu("relay", "--listen", "nonsense", env=_env(S3MPU_RELAY_SECRET="x" * 20, HOME=str(tmp_path)))
+    r = s3mpu("relay", "--listen", "nonsense", env=_env(S3MPU_RELAY_SECRET=RELAY_SECRET, HOME=str(tmp_path)))
     assert r.returncode == 64

@@ -48,17 +48,27 @@ def seed_client(url: str, key: str, data: bytes, chunk: int, headers: dict[str, 
     return doc
 
 
+OPEN = {"seed_open": True, "seed_prefix": "drop/"}
+
+
+def upload_id_of(doc: dict) -> str:
+    """The S3 upload id inside a /presign answer (the UploadID itself is the relay's signed ticket)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(doc["1"]).query)["uploadId"][0]
+
+
 def test_seed_client_unchanged(s3) -> None:
     bucket = s3.bucket()
     data = bytes(range(256)) * (4 * 11 * 1024) + b"end"  # 11 MiB + 3: three parts of 5 MiB
-    with start_relay(relay_settings(s3), seed_bucket=bucket) as relay:
+    with start_relay(relay_settings(s3), seed_bucket=bucket, **OPEN) as relay:
         doc = seed_client(relay.url, "seed/video.mp4", data, 5 * MiB)
         # the seed's client retries /complete when a reply is lost: the same success again
         status, again = form(relay.url, "/complete", {"keyname": "seed/video.mp4", "uploadid": doc["UploadID"]})
         assert (status, again["status_code"]) == (200, 200)
     admin = s3.client()
-    assert admin.get_object(Bucket=bucket, Key="seed/video.mp4")["Body"].read() == data
-    head = admin.head_object(Bucket=bucket, Key="seed/video.mp4")
+    assert admin.get_object(Bucket=bucket, Key="drop/seed/video.mp4")["Body"].read() == data  # under the prefix
+    head = admin.head_object(Bucket=bucket, Key="drop/seed/video.mp4")
     meta = {k.lower(): v for k, v in head["Metadata"].items()}
     assert meta == {"author": "seed client", "project": "s3mpu"}
     assert head["ContentType"] == "video/mp4"
@@ -67,7 +77,7 @@ def test_seed_client_unchanged(s3) -> None:
 def test_part_urls_bind_content_md5(rclone_server) -> None:
     """rclone checks the signed Content-MD5: a PUT without it is refused."""
     bucket = rclone_server.bucket()
-    with start_relay(relay_settings(rclone_server), seed_bucket=bucket) as relay:
+    with start_relay(relay_settings(rclone_server), seed_bucket=bucket, **OPEN) as relay:
         status, doc = form(relay.url, "/presign", {"keyname": "k", "1": b64md5(b"hello")})
         assert status == 201
         r = HTTP.request("PUT", doc["1"], body=b"hello")  # no Content-MD5 header
@@ -78,9 +88,9 @@ def test_part_urls_bind_content_md5(rclone_server) -> None:
 
 def test_seed_complete_failures_are_422(s3) -> None:
     bucket = s3.bucket()
-    with start_relay(relay_settings(s3), seed_bucket=bucket) as relay:
+    with start_relay(relay_settings(s3), seed_bucket=bucket, **OPEN) as relay:
         status, doc = form(relay.url, "/complete", {"keyname": "nope", "uploadid": "no-such-upload-id"})
-        assert status == 422 and doc["status_code"] == 422 and doc["error"]
+        assert status == 404 and doc["status_code"] == 404 and doc["error"] == "no_such_upload"
         part = b"p" * (5 * MiB)
         status, doc = form(relay.url, "/presign", {"keyname": "gap", "1": b64md5(part), "2": b64md5(part),
                                                    "3": b64md5(b"x")})
@@ -88,7 +98,7 @@ def test_seed_complete_failures_are_422(s3) -> None:
             assert HTTP.request("PUT", doc[str(n)], body=body, headers={"Content-MD5": b64md5(body)}).status == 200
         status, err = form(relay.url, "/complete", {"keyname": "gap", "uploadid": doc["UploadID"]})
         assert status == 422 and "2" in err["message"]
-        assert s3.client().list_parts(Bucket=bucket, Key="gap", UploadId=doc["UploadID"])["Parts"]  # kept
+        assert s3.client().list_parts(Bucket=bucket, Key="drop/gap", UploadId=upload_id_of(doc))["Parts"]  # kept
         status, err = form(relay.url, "/presign", {"keyname": "bad", "1": "not-base64-md5"})
         assert status == 400
         status, err = form(relay.url, "/presign", {"keyname": "bad", "1": b64md5(b"a"), "3": b64md5(b"c")})
