@@ -12,11 +12,10 @@ import socket
 import threading
 import time
 
-import pytest
 import urllib3
 
 from faultproxy import FaultProxy
-from relay_fixtures import API_TOKENS, mint_for, put_parts, relay_settings
+from relay_fixtures import API_TOKENS, mint_for, relay_settings
 from s3mpu.relay.config import ApiToken, token_sha256
 from s3mpu.relay.server import start_relay
 from servers import free_port
