@@ -222,7 +222,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
 
 
 def s3_client(settings: Settings, max_pool_connections: int = 10, *, connect_timeout: float = 60,
-              read_timeout: float = 60, max_attempts: int = 5) -> Any:
+              read_timeout: float = 60, max_attempts: int = 6) -> Any:
     """A botocore S3 client for these settings (boto3 is imported only here, on the admin side).
 
     ``max_pool_connections`` should be at least the number of threads sharing the client (the
@@ -239,7 +239,7 @@ def s3_client(settings: Settings, max_pool_connections: int = 10, *, connect_tim
     s3cfg: dict[str, Any] = {"addressing_style": settings.addressing}
     cfg = Config(signature_version=settings.signature_version, s3=s3cfg,
                  proxies={"http": settings.proxy, "https": settings.proxy} if settings.proxy else None,
-                 retries={"max_attempts": max_attempts, "mode": "standard"}, max_pool_connections=max_pool_connections,
+                 retries={"total_max_attempts": max_attempts, "mode": "standard"}, max_pool_connections=max_pool_connections,
                  connect_timeout=connect_timeout, read_timeout=read_timeout)
     kwargs: dict[str, Any] = {"config": cfg, "region_name": settings.region or session.region_name or "us-east-1"}
     if settings.endpoint_url:
