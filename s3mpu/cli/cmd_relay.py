@@ -48,7 +48,10 @@ def _setup_logging(quiet: bool) -> None:
               help="Relay secrets, one per line: the first signs, all verify (rotation). Also S3MPU_RELAY_SECRET.")
 @click.option("--insecure-secret", is_flag=True, help="Accept a relay secret below 128 bits (tests only).")
 @click.option("--tokens", "tokens_file", metavar="FILE", help="API tokens for POST /v1/mint (JSON, see docs/relay.md).")
-@click.option("--seed-api", "seed_bucket", metavar="BUCKET", help="Serve the seed article's /presign and /complete on BUCKET.")
+@click.option("--seed-api", "seed_bucket", metavar="BUCKET",
+              help="Also serve the seed article's API on BUCKET: the form-encoded POST /presign and "
+                   "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged "
+                   "(needs --tokens, or --seed-api-open with --seed-prefix).")
 @click.option("--seed-api-open", is_flag=True,
               help="Serve the seed API without API tokens (needs --seed-prefix: anyone may upload under it).")
 @click.option("--seed-prefix", default="", metavar="PREFIX", help="Prepended to every seed form keyname.")
@@ -97,6 +100,11 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
     stateless: run as many as you like behind a load balancer. One JSON access-log line per
     request goes to stderr; SIGTERM/SIGINT stop it gracefully. Production setup (systemd,
     gunicorn, nginx with TLS, secret rotation, threat model): docs/relay.md.
+
+    The seed article's API (--seed-api): s3mpu grew out of an article whose small server
+    presigned multipart uploads with two form-encoded calls, POST /presign and POST /complete.
+    With --seed-api BUCKET the relay answers those calls too, so clients written for the
+    article keep working unchanged, now with every part checked before completion.
 
     \b
     Examples:
@@ -191,8 +199,10 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
             jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str) -> None:
     """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
 
-    The seed article's online flow, with an API token instead of S3 credentials. The
-    manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
+    This is the online flow of the seed article (the article s3mpu grew out of, whose small
+    server presigned an upload on request with POST /presign): here the relay mints, within
+    the limits of your API token, so you need no S3 credentials and no manifest handed over.
+    The manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
     interrupted upload resumes with the s3mpu put command printed on failure.
 
     \b
@@ -231,11 +241,13 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         body["content_type"] = ctype
     if meta:
         body["metadata"] = _kv(meta, "--meta")
+    from s3mpu.units import plural
+
     doc = RelayClient(url).mint(token, body)
     m = manifests.Manifest.from_dict(doc)
     saved = save_manifest or str(_state_path(m.upload_id))
     manifests.dump(m, saved)
-    app.out.info(f"minted {m.uri}: {len(m.parts)} parts, expires {m.expires_at}; manifest kept in {saved}")
+    app.out.info(f"minted {m.uri}: {plural(len(m.parts), 'part')}, expires {m.expires_at}; manifest kept in {saved}")
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
     try:
         result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
@@ -244,10 +256,9 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         if not exc.hint:
             exc.hint = f"Resume with: s3mpu put {saved} {file}"
         raise
-    from s3mpu.units import format_size
+    from s3mpu.cli.cmd_user import summary
 
-    human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
-             f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
+    human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result({**result.to_dict(), "manifest": saved, "upload_id": m.upload_id}, human)
 
 

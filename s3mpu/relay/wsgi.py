@@ -3,7 +3,8 @@
 A WSGI server imports this module, so configuration comes from the environment (the same
 variables and config file as the admin side, plus relay-only ones):
 
-- ``S3MPU_CONFIG``: s3cmd-format config file (default ``~/.s3cfg`` when present);
+- ``S3MPU_CONFIG`` (or s3cmd's ``S3CMD_CONFIG``, as the CLI reads): s3cmd-format config file
+  (default ``~/.s3cfg`` when present);
   ``AWS_*`` variables as usual; ``S3MPU_RELAY_SECRET`` / ``S3MPU_RELAY_SECRET_FILE``;
 - ``S3MPU_RELAY_PUBLIC_URL`` (required: under a WSGI server the relay cannot know where it
   listens, and it never takes its own URL from a request's Host header);
@@ -53,7 +54,7 @@ def _number(parse: Any) -> Any:
 def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
     """A RelayConfig from environment variables (see the module docstring)."""
     env = os.environ if env is None else env
-    settings = load_settings(env.get("S3MPU_CONFIG") or None, env=env)
+    settings = load_settings(None, env=env)  # S3MPU_CONFIG or S3CMD_CONFIG, as in the CLI
     if not settings.relay_secrets:
         raise ConfigError("the relay needs a secret: set S3MPU_RELAY_SECRET or S3MPU_RELAY_SECRET_FILE")
     for warning in check_secrets(settings.relay_secrets, _flag(env, "S3MPU_RELAY_INSECURE_SECRET"),

@@ -31,6 +31,7 @@ from s3mpu.manifest import Manifest, Part
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
+from s3mpu.user.tail import with_tail_url
 from s3mpu.user.resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
 from s3mpu.units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
 
@@ -202,6 +203,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                     info(f"the server already holds {len(found)} matching part(s); skipping them")
                 done |= found
         journal.start()
+        mine = with_tail_url(m, relay_client, ident.size, mine, done)  # max-size: the last part's URL (SPEC §5)
 
         send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
         todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in mine], done)
@@ -233,8 +235,8 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                 warn(f"at the current speed the upload ends in about {format_duration(eta)}, after the URLs expire "
                      f"({m.expires_at}); ask the admin now for a refreshed manifest (s3mpu mint --refresh {mp})")
 
-        progress.start(total, already, len(todo))
         try:
+            progress.start(total, already, len(todo))  # inside: a Ctrl-C while it prints still gets the hint
             outcome = transfer.run(todo, tick=tick)
         except KeyboardInterrupt:
             journal.close()

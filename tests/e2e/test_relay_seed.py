@@ -150,7 +150,7 @@ def test_seed_canned_acl_only_when_allowed(moto_server) -> None:
         assert status == 201
         assert form(relay.url, "/presign", {"keyname": "q", "x-amz-acl": "public-read-write",
                                             "1": b64md5(b"q")})[0] == 403
-    tokens = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "", None, 86400, ("public-read",)),)
+    tokens = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "", None, 86400, acls=("public-read",)),)
     auth = {"Authorization": f"Bearer {API_TOKENS[0]}"}
     with start_relay(relay_settings(moto_server), seed_bucket=bucket, api_tokens=tokens) as relay:
         assert form(relay.url, "/presign", {"keyname": "t", "x-amz-acl": "public-read", "1": b64md5(b"t")},
@@ -175,7 +175,7 @@ def test_seed_no_overwrite(moto_server) -> None:
         assert status == 422 and err["error"] == "conflict"
     assert admin.get_object(Bucket=bucket, Key="drop/taken")["Body"].read() == b"original"
     assert admin.get_object(Bucket=bucket, Key="drop/race")["Body"].read() == b"someone else was first"
-    tokens = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "drop/", None, 86400, (), True),)
+    tokens = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "drop/", None, 86400, no_overwrite=True),)
     auth = {"Authorization": f"Bearer {API_TOKENS[0]}"}
     with start_relay(relay_settings(moto_server), seed_bucket=bucket, api_tokens=tokens) as relay:
         assert form(relay.url, "/presign", {"keyname": "drop/taken", "1": b64md5(b"x")}, auth)[0] == 409
