@@ -34,7 +34,8 @@ from s3mpu.s3errors import classify_boto
 from s3mpu.token import Identity
 from s3mpu.relay.config import ApiToken, RelayConfig, find_api_token
 from s3mpu.relay.config import CANNED_ACLS
-from s3mpu.relay.service import ConflictError, RelayService, refuse_dot_segments, upstream
+from s3mpu.relay.inputs import refuse_dot_segments
+from s3mpu.relay.service import ConflictError, RelayService, upstream
 
 log = logging.getLogger("s3mpu.relay")
 DEFAULT_EXPIRES = 3600

@@ -18,8 +18,12 @@ from s3mpu import token as tokens
 from s3mpu.admin.completion import complete_upload, list_parts
 from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
                       TempFailError, UnsupportedError, UsageError)
-from s3mpu.units import format_duration, parse_expires, utc_iso
+from s3mpu.units import format_duration, utc_iso
 from s3mpu.relay.config import AuthError, RelayConfig
+from s3mpu.relay.inputs import client_parts as _client_parts
+from s3mpu.relay.inputs import expires as _expires
+from s3mpu.relay.inputs import is_utf8 as _utf8
+from s3mpu.relay.inputs import refuse_dot_segments
 
 log = logging.getLogger("s3mpu.relay")
 _TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -40,17 +44,6 @@ class ConflictError(S3mpuError):
 
 
 _MAX_TOKEN = 64 * 1024  # far above any real token (a 10,000-part plan's digest is 43 characters)
-_MAX_PART_NUMBER = 10_000
-_SEGMENT_MESSAGE = "keys with an empty, '.' or '..' path segment are refused by the relay's policy"
-
-
-def refuse_dot_segments(key: str) -> None:
-    """403 for ``a/../b``, ``./x``, ``a//b``: S3 servers disagree on them (rclone refuses, others
-    normalise or keep them), so a key that passed a prefix check could land elsewhere."""
-    if any(seg in ("", ".", "..") for seg in key.split("/")[:-1]) or key.split("/")[-1] in (".", ".."):
-        raise AccessDeniedError(f"{_SEGMENT_MESSAGE}: {key[:200]!r}", "Name the object without such segments.")
-
-
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove tokens, URL signatures and the given secrets from text bound for a log line."""
     text = _SIG_RE.sub(r"\1REDACTED", _TOKEN_RE.sub("v1.REDACTED", text))
@@ -352,48 +345,8 @@ def _refresh_md5s(identity: tokens.Identity, given: Any) -> list[str] | None:
     return md5s
 
 
-def _client_parts(parts: Any) -> list[dict[str, Any]] | None:
-    """``parts`` as sent to /v1/complete, checked field by field (400, never a 500 later)."""
-    if parts is None:
-        return None
-    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
-        raise UsageError('"parts" must be a list of {"number", "etag"} objects')
-    if len(parts) > _MAX_PART_NUMBER:
-        raise UsageError(f'"parts" lists more than {_MAX_PART_NUMBER} parts')
-    for i, p in enumerate(parts):
-        n = p.get("number")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_PART_NUMBER:
-            raise UsageError(f'parts[{i}].number must be a whole number from 1 to {_MAX_PART_NUMBER}')
-        if p.get("etag") is not None and (not isinstance(p["etag"], str) or len(p["etag"]) > 200):
-            raise UsageError(f"parts[{i}].etag must be a string (the part's ETag)")
-        if p.get("size") is not None and (isinstance(p["size"], bool) or not isinstance(p["size"], int)
-                                          or p["size"] < 0):
-            raise UsageError(f"parts[{i}].size must be a non-negative whole number of bytes")
-    return parts
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def _norm(url: str) -> str:
     return url.rstrip("/").lower()
-
-
-def _expires(value: Any, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > 64:
-        raise UsageError('"expires" must be a duration ("12h"), "+3600", an epoch or ISO-8601')
-    try:
-        return parse_expires(value if isinstance(value, str) else f"+{value}", now)
-    except (OverflowError, ValueError, OSError):  # e.g. an epoch past the year 9999
-        raise UsageError(f'"expires" {str(value)[:64]!r} is out of range',
-                         'Use a duration ("12h", at most 7 days) or a near date.') from None
 
 
 def _mint_request(body: Mapping[str, Any]) -> Any:
