@@ -158,7 +158,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
             return error_response(status, code, "S3 is unreachable from the relay, or failed",
                                   f"Try again later; if it persists, quote request id {rid} to the relay's admin.",
                                   **extra)
-        if status >= 500:
+        if status == 500:
             return error_response(status, code, "the relay is misconfigured; the details are in its log",
                                   f"Quote request id {rid} to the relay's admin.", **extra)
         return error_response(status, code, exc.message, exc.hint, **extra)
