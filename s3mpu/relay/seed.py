@@ -103,11 +103,15 @@ class SeedApi:
         client = self.config.s3()
         if self._no_overwrite(policy):
             self._refuse_existing(client, key)
+        if policy is not None:  # the token's max_uploads holds here too (issue 10)
+            self.service.check_uploads_limit(client, policy)
         with upstream("creating the upload"):
             try:
                 upload_id = client.create_multipart_upload(**create)["UploadId"]
             except Exception as exc:
                 raise classify_boto(exc, f"creating the upload of s3://{self.bucket}/{key}") from None
+        if policy is not None:
+            self.service.check_uploads_limit(client, policy, (self.bucket, key, upload_id))
         try:
             presigner = Presigner(client, self.bucket, key, upload_id, seconds)
             ticket = self._ticket(key, upload_id, md5s, int(now.timestamp()) + seconds,
