@@ -40,8 +40,8 @@ def is_expired(code: str, message: str) -> bool:
 
 def retryable(status: int, code: str = "") -> bool:
     """Whether a fresh attempt may succeed: 5xx, throttling, timeouts; never 403/expired."""
-    if code in ACCESS_CODES or code in DATA_CODES or code in MISSING_CODES:
-        return False
+    if code in ACCESS_CODES or code in DATA_CODES or code in MISSING_CODES or code == "NotImplemented":
+        return False  # NotImplemented: the server does not do that at all, and never will on a retry
     return status >= 500 or status in (408, 429) or code in RETRY_CODES
 
 
