@@ -26,7 +26,7 @@ MiB = 1 << 20
 
 
 def _doc(n: int = 20, md5: bool = False) -> dict[str, Any]:
-    parts = tuple(Part(i + 1, i * 5 * MiB, 5 * MiB, f"http://127.0.0.1:9000/b/k?partNumber={i + 1}&X-Amz-Signature=ab",
+    parts = tuple(Part(i + 1, i * 5 * MiB, 5 * MiB, f"http://127.0.0.1:9000/bucket/k?partNumber={i + 1}&uploadId=u-1&X-Amz-Signature=ab",
                        f"{i:032x}" if md5 else None) for i in range(n))
     m = Manifest(endpoint="http://127.0.0.1:9000", region="us-east-1", bucket="bucket", key="k", upload_id="u-1",
                  size=n * 5 * MiB, size_is_max=False, part_size=5 * MiB, created_at="2026-11-30T10:00:00Z",
