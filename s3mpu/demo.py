@@ -107,7 +107,7 @@ def run_demo(size: int = 64 * MiB, part_size: int | None = None, jobs: int | Non
             h = hashlib.sha256()
             for chunk in iter(lambda: body.read(MiB), b""):
                 h.update(chunk)
-            return DemoResult(uri=manifest.uri, size=size, parts=len(manifest.parts), etag=result.etag,
+            return DemoResult(uri=manifest.uri, size=size, parts=len(manifest.parts), etag=result.etag or "",
                               seconds=round(seconds, 3), mib_per_s=round(size / MiB / max(seconds, 1e-6), 1),
                               sha256=digest, verified=h.hexdigest() == digest, endpoint=endpoint, relay=relay.url)
     finally:

@@ -108,7 +108,8 @@ def verify_parts(identity: Identity, held: list[dict[str, Any]], client_parts: l
     total = 0
     for n, want in layout:
         got = by_number[n]
-        if (want is not None and got["size"] != want) or (want is None and not (0 < got["size"] <= identity.part_size or (n == 1 == len(layout) and got["size"] == 0))):
+        fits = 0 < got["size"] <= identity.part_size or (n == 1 == len(layout) and got["size"] == 0)
+        if (want is not None and got["size"] != want) or (want is None and not fits):
             raise DataError(f"part {n} on the server has {got['size']} bytes, expected "
                             f"{want if want is not None else f'1..{identity.part_size}'}",
                             "Upload that part again from the right file (s3mpu put), then complete.")
@@ -130,7 +131,13 @@ def verify_parts(identity: Identity, held: list[dict[str, Any]], client_parts: l
 
 def complete_upload(client: Any, identity: Identity, parts: list[dict[str, Any]] | None = None,
                     size: int | None = None, *, object_size_header: bool = True) -> dict[str, Any]:
-    """Verify, complete, check with HeadObject; ``{etag, size, key, bucket, parts}``. Idempotent."""
+    """Verify, complete, and prove the object; ``{etag, size, key, bucket, parts}``. Idempotent.
+
+    HeadObject is sent only when the complete reply does not already prove the object (SPEC §4):
+    a reply ETag equal to the composite of the part ETags just verified with ListParts, whose
+    sizes add up, names exactly those bytes, so a HEAD would only cost a round trip (and, on
+    rclone's directory backend, a hash of the whole object).
+    """
     b, k, u = identity.bucket, identity.key, identity.upload_id
     try:
         held = list_parts(client, b, k, u)
@@ -153,13 +160,46 @@ def complete_upload(client: Any, identity: Identity, parts: list[dict[str, Any]]
             log.info("server refused x-amz-mp-object-size (%s); completing without it", code)
             return complete_upload(client, identity, parts, size, object_size_header=False)
         raise classify_boto(exc, f"completing s3://{b}/{k}") from None
+    composite = _composite([p["etag"] for p in chosen])
+    reply_etag = norm_etag(reply.get("ETag"))
+    result = {"etag": reply_etag, "size": total, "key": k, "bucket": b, "parts": len(chosen)}
+    if composite is not None and reply_etag == composite and total == _expected_total(identity, size, total):
+        return result  # proven by the reply: no HeadObject
     head = _head(client, identity)
     if head is None:
         raise NoInputError(f"s3://{b}/{k} is not there after a successful complete", "Check the bucket, then retry.")
     if int(head["ContentLength"]) != total:
         raise DataError(f"s3://{b}/{k} has {head['ContentLength']} bytes after complete, expected {total}")
-    etag = norm_etag(reply.get("ETag")) or norm_etag(head.get("ETag"))
-    return {"etag": etag, "size": total, "key": k, "bucket": b, "parts": len(chosen)}
+    result.update(_reported_etag(reply_etag or norm_etag(head.get("ETag")), composite))
+    return result
+
+
+def _composite(etags: list[str]) -> str | None:
+    """The multipart ETag S3 gives these parts, or None when they are not MD5s (e.g. SSE-KMS)."""
+    try:
+        return composite_etag(etags) if all(len(e) == 32 for e in etags) else None
+    except ValueError:
+        return None
+
+
+def _expected_total(identity: Identity, size: int | None, total: int) -> int:
+    """What the verified parts must add up to (a max-size upload without a size: whatever they hold)."""
+    if size is not None:
+        return size
+    return identity.size if not identity.size_is_max else total
+
+
+def _reported_etag(etag: str, composite: str | None) -> dict[str, str]:
+    """The ETag to return, the same on every complete of one upload.
+
+    Some servers (rclone) report the composite in the complete reply but the plain MD5 of the
+    object on HEAD, so a retry would see another ETag than the first complete returned: the
+    composite stays the ETag, and the plain MD5 (still worth checking against the file) is
+    returned as ``md5``.
+    """
+    if composite is not None and len(etag) == 32:
+        return {"etag": composite, "md5": etag}
+    return {"etag": etag}
 
 
 def _head(client: Any, identity: Identity) -> dict[str, Any] | None:
@@ -193,15 +233,17 @@ def _already_done(client: Any, identity: Identity, parts: list[dict[str, Any]] |
     if (want is not None and have != want) or have > identity.size:
         raise gone
     etag = norm_etag(head.get("ETag"))
-    if parts and etag.endswith(f"-{len(parts)}"):
-        try:
-            expected = composite_etag([norm_etag(p.get("etag")) for p in sorted(parts, key=lambda p: int(p["number"]))])
-        except (ValueError, TypeError, KeyError):
-            expected = etag  # not MD5 ETags: the size check above is all we can do
-        if etag != expected:
-            raise gone
-    n = int(etag.rsplit("-", 1)[1]) if "-" in etag and etag.rsplit("-", 1)[1].isdigit() else part_count(have, identity.part_size)
-    return {"etag": etag, "size": have, "key": identity.key, "bucket": identity.bucket, "parts": n}
+    try:
+        expected = _composite([norm_etag(p.get("etag")) for p in sorted(parts, key=lambda p: int(p["number"]))]) \
+            if parts else None
+    except (TypeError, KeyError, ValueError):
+        expected = None  # not a usable list: the size check above is all we can do
+    if expected is not None and "-" in etag and etag != expected:
+        raise gone
+    suffix = etag.rsplit("-", 1)[1] if "-" in etag else ""
+    n = int(suffix) if suffix.isdigit() else len(parts) if parts else part_count(have, identity.part_size)
+    return {"size": have, "key": identity.key, "bucket": identity.bucket, "parts": n,
+            **_reported_etag(etag, expected)}
 
 
 def _ranges(numbers: list[int]) -> str:

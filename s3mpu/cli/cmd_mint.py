@@ -34,7 +34,8 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
 @click.option("--relay", "relay_url", metavar="URL", help="Relay that completes the upload (token signed with the relay secret).")
 @click.option("--refresh", "refresh_file", metavar="MANIFEST", help="Re-sign an existing manifest's upload with a new expiry.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE", help="Where to write the manifest (mode 0600; - is stdout).")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Where to write the manifest (mode 0600; - is stdout).")
 @json_option
 @click.pass_obj
 def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, plan_file: str | None,

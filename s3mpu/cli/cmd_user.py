@@ -22,7 +22,8 @@ from s3mpu.cli.params import SIZE
 @click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "rich", "plain", "tqdm", "none"]),
               default="auto", show_default=True, help="Progress display (auto: rich on a TTY, plain lines otherwise).")
-@click.option("--parts", "parts_spec", metavar="RANGES", help="Upload only these parts, e.g. 1-100,250 (share one upload between machines).")
+@click.option("--parts", "parts_spec", metavar="RANGES",
+              help="Upload only these parts, e.g. 1-100,250 (share one upload between machines).")
 @click.option("--no-complete", is_flag=True, help="Upload the parts but do not complete (run 's3mpu complete' later).")
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,

@@ -61,7 +61,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         g.t0 = time.monotonic()
         incoming = request.headers.get("X-Request-Id", "")
         g.rid = incoming if _RID_RE.match(incoming) else uuid.uuid4().hex
-        g.log: dict[str, Any] = {}
+        g.log = {}
         if request.content_length is not None and request.content_length > config.max_body:
             return error_response(413, "payload_too_large",
                                   f"request body of {request.content_length} bytes exceeds the relay's limit of "
@@ -87,8 +87,9 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         if status == 413:
             message = f"request body exceeds the relay's limit of {config.max_body} bytes"
         resp = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
-        if status == 405 and getattr(exc, "valid_methods", None):
-            resp.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        allowed = getattr(exc, "valid_methods", None)  # only werkzeug's MethodNotAllowed has it
+        if status == 405 and allowed:
+            resp.headers["Allow"] = ", ".join(allowed)
         return resp
 
     @app.errorhandler(S3mpuError)

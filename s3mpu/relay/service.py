@@ -249,8 +249,9 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
         raise UsageError('give exactly one of "size" and "max_size"')
     from s3mpu.layout import auto_part_size, plan_parts
 
-    plan_parts(req.size if req.size is not None else req.max_size,  # refuse impossible layouts up front
-               req.part_size or auto_part_size(req.size if req.size is not None else req.max_size))
+    total = req.size if req.size is not None else req.max_size
+    assert total is not None  # exactly one of them was checked above
+    plan_parts(total, req.part_size or auto_part_size(total))  # refuse impossible layouts up front
     return req
 
 

@@ -285,8 +285,8 @@ class Transfer:
         every ``tick_interval`` seconds in the calling thread (ETA checks, for instance).
         """
         q: queue.SimpleQueue[PartTask] = queue.SimpleQueue()
-        for t in tasks:
-            q.put(t)
+        for task in tasks:
+            q.put(task)
         stop_dispatch = threading.Event()
         out = self.outcome
 

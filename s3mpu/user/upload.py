@@ -328,7 +328,7 @@ def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[P
     except S3mpuError:
         return None
     verify_completed(reply, md5s, size)
-    etag = str(reply.get("etag") or "").strip('"').lower()
+    etag = str(reply.get("md5") or reply.get("etag") or "").strip('"').lower()
     if len(etag) == 32 and etag != whole:  # servers like rclone report the plain MD5 of the object
         raise DataError(f"{m.uri} was already completed, but its MD5 {etag} is not this file's ({whole})",
                         "This upload holds other bytes; ask the admin for a new manifest to upload this file.")

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import urllib3
 
 from relay_fixtures import API_TOKENS, RELAY_SECRET, SENSITIVE
 from servers import SECRET_KEY, free_port, http_ok
