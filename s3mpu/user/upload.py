@@ -292,8 +292,8 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
         if verify:
             verify_sent(fd, [p for p in every if p.number in recorded], journal.parts, file_path)
         if not complete or recorded != all_numbers:
-            held = {int(h["number"]) for h in listing or []} | recorded
-            result.message = not_completed_message(mine_numbers(mine), sorted(all_numbers - held), len(every), mp,
+            on_server = {int(h["number"]) for h in listing or []} | recorded
+            result.message = not_completed_message(mine_numbers(mine), sorted(all_numbers - on_server), len(every), mp,
                                                    file_path, asked=not complete)
             return result
         if relay_client is None or not (m.relay and m.relay.token):
