@@ -209,8 +209,6 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         try:
             result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
                             manifest_path=saved, warn=app.out.warn, info=app.out.info)
-            if result.completed and not save_manifest:
-                Path(saved).unlink(missing_ok=True)  # finished: the next run of this command is a new upload
             break
         except NoInputError as exc:
             if kept is None or "no longer exists" not in exc.message:

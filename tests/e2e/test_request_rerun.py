@@ -34,7 +34,9 @@ def test_request_rerun_resumes_the_kept_upload(e2e: Any, make_data: Any, tmp_pat
             assert again.code == 0, again.stderr
             assert again.json["upload_id"] == uploads[0]["UploadId"]
             assert e2e.s3.client().list_multipart_uploads(Bucket=e2e.bucket).get("Uploads", []) == []
-            assert not Path(again.json["manifest"]).exists()  # finished: the next run is a new upload
+            third = e2e.cli([*args, "--relay", relay.url], env=env)  # done: the same command says so, sends nothing
+            assert third.code == 0 and third.json["upload_id"] == uploads[0]["UploadId"]
+            assert third.json["bytes_sent"] == 0 and third.json["completed"] is True
     finally:
         proxy.stop()
     body = e2e.s3.client().get_object(Bucket=e2e.bucket, Key="in/a.bin")["Body"].read()
