@@ -149,6 +149,9 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
         raise ConfigError("this manifest names no relay and no S3 credentials are configured",
                           "Give it to the admin to run 's3mpu complete MANIFEST' with credentials.")
     _forget(m)
+    from s3mpu.user.journal import note_completed
+
+    note_completed(m.upload_id, reply.get("etag"), reply.get("size"))
     data = {"key": m.key, "bucket": m.bucket, "etag": reply.get("etag"), "size": reply.get("size"),
             "parts": reply.get("parts"), "completed": True}
     app.out.result(data, f"completed {m.uri} {how}: {reply.get('size')} bytes, ETag {reply.get('etag')}")

@@ -184,6 +184,36 @@ class Journal:
         self.close()
         self.path.unlink(missing_ok=True)
 
+    def completed(self, etag: str | None, size: int | None) -> None:
+        """The upload is complete: drop the journal, keep a note for ``status`` (see :func:`note_completed`)."""
+        self.remove()
+        note_completed(self.upload_id, etag, size, self.path.parent.parent)
+
+
+def note_completed(upload_id: str, etag: str | None, size: int | None, directory: Path | None = None) -> None:
+    """Remember on this machine that the upload completed (its ETag and size), best effort.
+
+    Why: once complete, S3 forgets the upload id; without a relay to ask, ``status`` could only
+    say "gone", the same as for an aborted upload.
+    """
+    path = journal_path(upload_id, directory).with_suffix(".done")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"upload_id": upload_id, "etag": etag, "size": size}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only a convenience for status: never fail a finished upload over it
+
+
+def completed_note(upload_id: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """What :func:`note_completed` wrote for this upload, or None."""
+    try:
+        doc = json.loads(journal_path(upload_id, directory).with_suffix(".done").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("upload_id") == upload_id else None
+
 
 def _line(p: PartRecord) -> str:
     return json.dumps({"n": p.number, "size": p.size, "md5": p.md5}, separators=(",", ":"))

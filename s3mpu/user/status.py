@@ -5,7 +5,8 @@ for an upload that was completed an hour ago, or aborted by another tool. The st
 
 - ``in_progress``: the upload exists; parts held, journalled, missing, and any part the server
   holds with other bytes than this machine sent (``parts_mismatched``: re-run put to repair);
-- ``completed``: the upload is gone and its object exists (the relay says so, with ETag and size);
+- ``completed``: the upload is gone and its object exists (the relay says so, with ETag and size,
+  or this machine completed it and noted so);
 - ``aborted``: gone and no object (aborted, cleaned up, or expired by a lifecycle rule);
 - ``gone``: gone, and no relay to tell completed from aborted;
 - ``unknown``: neither the relay nor the presigned listing answered.
@@ -20,7 +21,7 @@ from typing import Any
 from s3mpu.errors import NoInputError, S3mpuError
 from s3mpu.manifest import Manifest
 from s3mpu.user.httpclient import HttpClient, list_parts
-from s3mpu.user.journal import journal_path, read
+from s3mpu.user.journal import completed_note, journal_path, read
 from s3mpu.user.resume import etag_mismatches
 
 IN_PROGRESS, COMPLETED, ABORTED, GONE, UNKNOWN = "in_progress", "completed", "aborted", "gone", "unknown"
@@ -61,12 +62,17 @@ def upload_status(m: Manifest, relay: Any, file_size: int | None = None, state_d
         finally:
             if own:
                 http.close()
+    note = completed_note(m.upload_id, state_dir) if state in (GONE, UNKNOWN) else None
+    if note is not None:  # this machine saw it complete (put, or complete with credentials)
+        state, source, server = COMPLETED, "local", None
+        obj = {k: note[k] for k in ("etag", "size") if note.get(k) is not None}
     want = {p.number: p.size for p in expected}
     on_server = {int(p["number"]) for p in server or [] if want.get(int(p["number"])) == int(p["size"])}
     journalled = set(jparts) & set(want)
     mismatched = etag_mismatches({n: jparts[n].md5 for n in journalled}, server or [])
     done = (on_server - set(mismatched)) if server is not None else journalled
     missing = sorted(set(want) - done) if state in (IN_PROGRESS, UNKNOWN) else []
+    mismatched = mismatched if state == IN_PROGRESS else []
     return {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "state": state, **obj,
             "expires_at": m.expires_at, "seconds_left": int(m.seconds_left()), "parts_expected": len(want),
             "parts_journal": sorted(journalled), "journal_file": header.get("path") if header else None,

@@ -180,7 +180,8 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
             reply = already_completed(m, relay_client, fd, every, ident.size)
             if reply is None:
                 raise
-            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).remove()
+            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).completed(
+                reply.get("etag"), reply.get("size", ident.size))
             finished = True
             elapsed = time.monotonic() - started
             return UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=reply.get("etag"),
@@ -301,7 +302,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
             return result
         md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
         reply = complete_via_relay(m, relay_client, md5s, ident.size, mp, rerun=put_cmd)
-        journal.remove()
+        journal.completed(reply.get("etag"), reply.get("size", ident.size))
         finished = True
         result.etag = reply.get("etag")
         result.completed = True

@@ -100,10 +100,13 @@ def test_status_in_progress_completed_and_aborted(e2e: Any, relay: Any, make_dat
 
 
 @pytest.mark.parametrize("s3", ["moto"], indirect=True)
-def test_status_without_relay_says_gone_not_missing_everything(e2e: Any, make_data: Any) -> None:
+def test_status_without_relay_says_gone_not_missing_everything(e2e: Any, make_data: Any, tmp_path: Any) -> None:
     data = make_data(PART, seed=87)
     m = e2e.mint(size=PART)
     assert e2e.put(m, data).code == 0
-    assert e2e.cli(["complete", m], env=e2e.admin_env()).code == 0
-    st = e2e.cli(["status", m, "--json"])
+    admin_elsewhere = {**e2e.admin_env(), "XDG_STATE_HOME": str(tmp_path / "admin-machine")}
+    assert e2e.cli(["complete", m], env=admin_elsewhere).code == 0
+    st = e2e.cli(["status", m, "--json"])  # no relay to ask, and this machine did not see it complete
     assert st.code == 66 and st.json["state"] == "gone" and st.json["parts_missing"] == []
+    here = e2e.cli(["status", m, "--json"], env={"XDG_STATE_HOME": str(tmp_path / "admin-machine")})
+    assert here.code == 0 and here.json["state"] == "completed" and here.json["size"] == PART
