@@ -100,6 +100,12 @@ def verify_parts(identity: Identity, held: list[dict[str, Any]], client_parts: l
             lacking = sorted(wanted - set(given))
             raise DataError(f"the client's part list does not match the upload's layout "
                             f"(unexpected: {_ranges(extra) or 'none'}; not listed: {_ranges(lacking) or 'none'})")
+    beyond = sorted(set(by_number) - wanted)
+    if beyond:  # S3 would silently drop them (or, like rclone, fail and destroy the upload)
+        raise DataError(f"S3 holds part(s) {_ranges(beyond)} of this upload beyond the {len(wanted)} being completed; "
+                        "completing would drop them",
+                        "Complete with the file's size or a part list naming every uploaded part; if those parts "
+                        "are stray, abort (s3mpu abort) and ask for a new manifest.")
     missing = [n for n in sorted(wanted) if n not in by_number]
     if missing:
         raise PartialError(f"{len(missing)} of {len(wanted)} parts are not on the server: {_ranges(missing)}",

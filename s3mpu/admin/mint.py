@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from s3mpu import token as tokens
-from s3mpu.errors import UsageError
+from s3mpu.errors import AccessDeniedError, DataError, UsageError
 from s3mpu.layout import auto_part_size, plan_parts
 from s3mpu.manifest import Manifest, Part, Relay
 from s3mpu.admin.presign import Presigner, b64_md5
@@ -39,6 +39,10 @@ class MintRequest:
     relay_url: str | None = None
     md5s: Sequence[str] | None = None  # hex MD5 of each part, from a plan
     sha256: str | None = None
+    #: the API token (policy) a relay mints under, and its expiry cap: carried in the relay token
+    #: so /v1/refresh cannot grant more than the policy did
+    policy: str | None = None
+    policy_max_expires: int | None = None
 
 
 def expires_in(expires: datetime | None, signature_version: str, now: datetime | None = None) -> tuple[int, datetime]:
@@ -53,6 +57,17 @@ def expires_in(expires: datetime | None, signature_version: str, now: datetime |
             f"--expires {format_duration(seconds)} is beyond SigV4's 7-day limit for presigned URLs",
             "Use --expires 7d or less (hand over a refreshed manifest later with s3mpu mint --refresh).")
     return seconds, expires
+
+
+def binds_length(size_is_max: bool, relay_url: str | None) -> bool:
+    """Whether part URLs sign their Content-Length (SPEC §5).
+
+    Exact-size parts always do. A max-size manifest with a relay signs every URL for a full part
+    (the last, shorter part's URL comes from the relay's /v1/tail once its length is known), so
+    its holder can store no more than the maximum; without a relay nobody could sign that last
+    URL later, so a max-size manifest keeps unbound URLs (``info`` says so).
+    """
+    return not size_is_max or bool(relay_url)
 
 
 def _layout(req: MintRequest) -> tuple[int, bool, int]:
@@ -106,7 +121,7 @@ def _build(client: Any, req: MintRequest, upload_id: str, spans: list[Any], size
            seconds: int, expires: datetime, now: datetime, *, endpoint: str, region: str, relay_secret: str | None,
            signature_version: str, metadata: dict[str, str]) -> Manifest:
     presigner = Presigner(client, req.bucket, req.key, upload_id, seconds)
-    urls = presigner.part_urls(spans, sign_length=not is_max, md5s=req.md5s)
+    urls = presigner.part_urls(spans, sign_length=binds_length(is_max, req.relay_url), md5s=req.md5s)
     parts = tuple(Part(s.number, s.offset, s.size, u, req.md5s[i] if req.md5s else None)
                   for i, (s, u) in enumerate(zip(spans, urls, strict=True)))
     m = Manifest(endpoint=endpoint, region=region, bucket=req.bucket, key=req.key, upload_id=upload_id, size=size,
@@ -117,29 +132,55 @@ def _build(client: Any, req: MintRequest, upload_id: str, spans: list[Any], size
                  signature_version=signature_version, sha256=req.sha256)
     if req.relay_url:
         assert relay_secret
-        m = m.with_updates(relay=Relay(req.relay_url, tokens.sign(tokens.Identity.from_manifest(m), relay_secret)))
+        ident = tokens.Identity.from_manifest(m, policy=req.policy, policy_max_expires=req.policy_max_expires)
+        m = m.with_updates(relay=Relay(req.relay_url, tokens.sign(ident, relay_secret)))
     return m
 
 
 def refresh(client: Any, old: Manifest, *, expires: datetime | None = None, relay_secret: str | None = None,
-            relay_url: str | None = None, now: datetime | None = None) -> Manifest:
-    """Re-sign the same upload (same upload id and layout) with a new expiry."""
+            relay_url: str | None = None, now: datetime | None = None, policy: str | None = None,
+            policy_max_expires: int | None = None) -> Manifest:
+    """Re-sign the same upload (same upload id and layout) with a new expiry.
+
+    Every binding of the old URLs is kept: Content-Length (exact size, or a full part for a
+    max-size manifest with a relay) and the plan's Content-MD5s. When the old manifest carries
+    a relay token this secret can verify, the manifest must agree with it (layout and MD5 list),
+    so an edited manifest cannot be refreshed into a wider grant.
+    """
     now = now or datetime.now(timezone.utc)
+    _check_against_token(old, relay_secret)
     seconds, new_expires = expires_in(expires, old.signature_version, now)
     presigner = Presigner(client, old.bucket, old.key, old.upload_id, seconds)
     spans = [_span(p) for p in old.parts]
-    urls = presigner.part_urls(spans, sign_length=not old.size_is_max, md5s=[p.md5 for p in old.parts]
+    url = relay_url or (old.relay.url if old.relay else None)
+    urls = presigner.part_urls(spans, sign_length=binds_length(old.size_is_max, url), md5s=[p.md5 for p in old.parts]
                                if any(p.md5 for p in old.parts) else None)
     parts = tuple(Part(p.number, p.offset, p.size, u, p.md5) for p, u in zip(old.parts, urls, strict=True))
     m = old.with_updates(parts=parts, expires_at=utc_iso(new_expires), list_parts_url=presigner.list_parts_url(),
                          list_parts_pages=tuple(presigner.list_parts_pages(len(parts))),
                          abort_url=presigner.abort_url())
-    url = relay_url or (old.relay.url if old.relay else None)
     if url and relay_secret:
-        m = m.with_updates(relay=Relay(url, tokens.sign(tokens.Identity.from_manifest(m), relay_secret)))
+        ident = tokens.Identity.from_manifest(m, policy=policy, policy_max_expires=policy_max_expires)
+        m = m.with_updates(relay=Relay(url, tokens.sign(ident, relay_secret)))
     elif url:
         m = m.with_updates(relay=Relay(url, None))
     return m
+
+
+def _check_against_token(m: Manifest, relay_secret: str | None) -> None:
+    """Refuse to refresh a manifest whose layout or MD5 list differs from what its own token vouches for."""
+    if not (relay_secret and m.relay and m.relay.token):
+        return
+    try:
+        ident = tokens.verify(m.relay.token, [relay_secret], now=0)
+    except AccessDeniedError:
+        return  # minted under another secret (or no token at all): nothing to compare with
+    if ident.layout() != tokens.Identity.from_manifest(m).layout():
+        raise DataError("the manifest's upload or layout differs from what its relay token was minted for",
+                        "Refresh the manifest exactly as it was minted (or mint a new one).")
+    if ident.md5s_sha256 is not None and ident.md5s_sha256 != tokens.md5s_digest([p.md5 for p in m.parts]):
+        raise DataError("the manifest's part MD5s differ from the plan it was minted with",
+                        "Refresh the manifest exactly as it was minted (or mint a new one from the plan).")
 
 
 def _span(p: Part) -> Any:
@@ -148,4 +189,4 @@ def _span(p: Part) -> Any:
     return PartSpan(p.number, p.offset, p.size)
 
 
-__all__ = ["MintRequest", "mint", "refresh", "expires_in", "b64_md5"]
+__all__ = ["MintRequest", "mint", "refresh", "expires_in", "b64_md5", "binds_length"]

@@ -23,11 +23,13 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
     """
     from s3mpu.manifest import load
     from s3mpu.units import format_duration, format_size
+    from s3mpu.user.tail import signed_length
 
     m = load(manifest_file)
     data = m.to_dict() if show_urls else m.redacted()
     left = m.seconds_left()
     data["seconds_left"] = int(left)
+    data["lengths_bound"] = bound = all(signed_length(p.url) for p in m.parts)  # SPEC §5
     expiry = f"in {format_duration(left)}" if left > 0 else f"EXPIRED {format_duration(-left)} ago"
     lines = [
         f"object      {m.uri}",
@@ -38,6 +40,11 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
         + (" (content-bound: MD5 signed)" if any(p.md5 for p in m.parts) else ""),
         f"expires     {m.expires_at} ({expiry})",
         f"relay       {m.relay.url if m.relay and m.relay.url else '(none)'}",
+        "lengths     " + ("signed: S3 refuses a part of another size" + (" (the last part's URL comes from the relay)"
+                                                                         if m.size_is_max else "") if bound else
+                         "not bound: the URLs sign no Content-Length (" + ("SigV2 cannot sign one" if
+                         m.signature_version != "s3v4" else "a max-size manifest without a relay")
+                         + "), so S3 accepts parts of any size"),
     ]
     if m.content_type:
         lines.append(f"type        {m.content_type}")

@@ -144,6 +144,10 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
     def refresh() -> Response:
         return answer(service.refresh(body(), relay_url()))
 
+    @app.post("/v1/tail")
+    def tail() -> Response:
+        return answer(service.tail(body()))
+
     @app.post("/v1/mint")
     def mint() -> Response:
         return answer(service.mint(body(), _bearer(), relay_url()))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from s3mpu.config import Settings
-from s3mpu.errors import AccessDeniedError, ConfigError, NoInputError, UsageError
+from s3mpu.errors import AccessDeniedError, ConfigError, NoInputError, TempFailError, UsageError
 from s3mpu.units import MiB, parse_duration, parse_size
 
 DEFAULT_MAX_BODY = 2 * MiB  # a complete with 10,000 parts and their ETags is ~700 KB
@@ -40,6 +40,8 @@ class ApiToken:
     prefix: str = ""
     max_size: int | None = None
     max_expires: int = 7 * 86400
+    #: uploads in progress allowed under bucket/prefix (counted from S3 at each mint), None = no limit
+    max_uploads: int | None = None
 
     def matches(self, presented_sha256: bytes) -> bool:
         return hmac.compare_digest(bytes.fromhex(self.sha256), presented_sha256)
@@ -67,8 +69,18 @@ def find_api_token(tokens: tuple[ApiToken, ...], presented: str | None) -> ApiTo
     return found
 
 
+def policy_named(tokens: tuple[ApiToken, ...], name: str) -> ApiToken | None:
+    """The policy called ``name`` (what a manifest minted through /v1/mint carries), or None when removed."""
+    return next((t for t in tokens if t.name == name), None)
+
+
+class LimitError(TempFailError):
+    """A policy's limit on uploads in progress is reached (HTTP 429): finish or abort one, then retry."""
+
+
 def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
-    """Read ``{"tokens": [{"name", "token" | "sha256", "bucket", "prefix", "max_size", "max_expires"}]}``."""
+    """Read ``{"tokens": [{"name", "token" | "sha256", "bucket", "prefix", "max_size", "max_expires",
+    "max_uploads"}]}``; names must be unique (manifests minted under a token carry its name)."""
     try:
         data = json.loads(Path(path).read_text("utf-8"))
     except FileNotFoundError:
@@ -77,12 +89,12 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
         raise ConfigError(f"cannot read API tokens file {path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
         raise ConfigError(f"API tokens file {path}: expected {{\"tokens\": [...]}}")
-    out = []
+    out: list[ApiToken] = []
     for i, t in enumerate(data["tokens"]):
         where = f"API tokens file {path}, tokens[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: not an object")
-        unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires"}
+        unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires", "max_uploads"}
         if unknown:
             raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         if bool(t.get("token")) == bool(t.get("sha256")):
@@ -96,10 +108,17 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
                 raise ValueError(digest)
             max_size = parse_size(t["max_size"]) if t.get("max_size") is not None else None
             max_expires = parse_duration(t["max_expires"]) if t.get("max_expires") is not None else 7 * 86400
+            max_uploads = t.get("max_uploads")
+            if max_uploads is not None and (isinstance(max_uploads, bool) or not isinstance(max_uploads, int)
+                                            or max_uploads < 1):
+                raise ValueError(f"max_uploads must be a positive whole number, not {max_uploads!r}")
         except (UsageError, ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
-        out.append(ApiToken(str(t.get("name") or f"token{i + 1}"), digest, t["bucket"], str(t.get("prefix") or ""),
-                            max_size, max_expires))
+        name = str(t.get("name") or f"token{i + 1}")
+        if any(o.name == name for o in out):
+            raise ConfigError(f"{where}: the name {name!r} is used twice; give every token its own name")
+        out.append(ApiToken(name, digest, t["bucket"], str(t.get("prefix") or ""), max_size, max_expires,
+                            max_uploads))
     return tuple(out)
 
 

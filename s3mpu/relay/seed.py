@@ -61,6 +61,10 @@ class SeedApi:
         now = datetime.fromtimestamp(self.config.clock(), timezone.utc)
         seconds, _ = expires_in(now + timedelta(seconds=seconds), self.config.settings.signature_version, now)
         md5s = _part_md5s(form)
+        lengths = _part_lengths(form, len(md5s))
+        if policy is not None and policy.max_size is not None and lengths and sum(lengths) > policy.max_size:
+            raise AccessDeniedError(f"{sum(lengths)} bytes is more than API token {policy.name!r}'s limit of "
+                                    f"{policy.max_size} bytes")
         if policy is not None and policy.max_size is not None and len(md5s) > 1 and \
                 (len(md5s) - 1) * 5 * 1024 * 1024 > policy.max_size:
             raise AccessDeniedError(f"{len(md5s)} parts cannot fit API token {policy.name!r}'s limit of "
@@ -86,7 +90,8 @@ class SeedApi:
             presigner = Presigner(client, self.bucket, key, upload_id, seconds)
             out: dict[str, Any] = {"UploadID": upload_id}
             for n, md5_hex in enumerate(md5s, 1):
-                out[str(n)] = presigner.part_url(PartSpan(n, 0, 0), sign_length=False, md5_hex=md5_hex)
+                out[str(n)] = presigner.part_url(PartSpan(n, 0, lengths[n - 1] if lengths else 0),
+                                                 sign_length=lengths is not None, md5_hex=md5_hex)
         except BaseException:
             from s3mpu.admin.housekeeping import abort_upload
 
@@ -157,3 +162,20 @@ def _part_md5s(form: Mapping[str, str]) -> list[str]:
             raise UsageError(f"part {i}: {numbered[i]!r} is not a base64 MD5 (as in a Content-MD5 header)")
         out.append(raw.hex())
     return out
+
+
+def _part_lengths(form: Mapping[str, str], count: int) -> list[int] | None:
+    """Each part's length when the form gives the object's ``size`` and ``partsize`` (bytes), else None.
+
+    Then every part URL signs its Content-Length too, so S3 refuses a part longer than declared
+    (the MD5s alone bind the bytes the holder hashed, whatever their length).
+    """
+    size, partsize = form.get("size") or "", form.get("partsize") or ""
+    if not size and not partsize:
+        return None
+    if not re.fullmatch(r"\d{1,13}", size) or not re.fullmatch(r"\d{1,10}", partsize) or int(partsize) < 1:
+        raise UsageError("give both size and partsize as whole numbers of bytes, or neither")
+    total, each = int(size), int(partsize)
+    if total > MAX_OBJECT_SIZE or max(1, -(-total // each)) != count:
+        raise UsageError(f"size {total} in parts of {each} bytes does not match the {count} part MD5s sent")
+    return [min(each, total - i * each) for i in range(count)]

@@ -43,6 +43,10 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 def http_error(exc: BaseException) -> tuple[int, str]:
     """``(status, error code)`` for an exception raised while handling a request."""
+    from s3mpu.relay.config import LimitError
+
+    if isinstance(exc, LimitError):
+        return 429, "too_many_uploads"
     if isinstance(exc, AuthError):
         return 401, "unauthorized"
     if isinstance(exc, AccessDeniedError):
@@ -148,12 +152,20 @@ class RelayService:
         return 200, {"aborted": True, "bucket": identity.bucket, "key": identity.key, "upload_id": identity.upload_id}
 
     def refresh(self, body: Mapping[str, Any], relay_url: str) -> tuple[int, dict[str, Any]]:
-        """New URLs for the same upload; the expiry is capped by ``max_refresh_expires``."""
+        """New URLs for the same upload, granting no more than the original ones (SPEC §4).
+
+        The expiry is capped by the relay's ``max_refresh_expires`` and, for an upload minted
+        through ``/v1/mint``, by its API token's cap (as carried in the token and as the tokens
+        file says now); a removed API token refreshes nothing. A plan's Content-MD5 binding is
+        kept: the token carries a digest of the MD5 list, the client sends the list.
+        """
         identity = self.authenticate(body, grace=max(self.config.refresh_grace, self.config.token_grace))
         now = datetime.fromtimestamp(self.config.clock(), timezone.utc)
-        cap = now + timedelta(seconds=self.config.max_refresh_expires)
+        cap_seconds = min(self.config.max_refresh_expires, self._policy_cap(identity))
+        cap = now + timedelta(seconds=cap_seconds)
         expires = _expires(body.get("expires"), now) or cap
         expires = min(expires, cap)
+        md5s = _refresh_md5s(identity, body.get("md5s"))
         from s3mpu.layout import plan_parts
         from s3mpu.manifest import Manifest, Part
         from s3mpu.admin.mint import refresh
@@ -162,17 +174,73 @@ class RelayService:
         with upstream("checking the upload"):
             list_parts(client, identity.bucket, identity.key, identity.upload_id)  # 404 when it is gone
         spans = plan_parts(identity.size, identity.part_size)
+        if len(spans) != identity.parts:
+            raise AccessDeniedError("the token's part count does not match its size and part size")
         old = Manifest(endpoint=identity.endpoint, region=self.config.region(), bucket=identity.bucket,
                        key=identity.key, upload_id=identity.upload_id, size=identity.size,
                        size_is_max=identity.size_is_max, part_size=identity.part_size, created_at=utc_iso(now),
-                       expires_at=utc_iso(now), parts=tuple(Part(s.number, s.offset, s.size, "") for s in spans),
+                       expires_at=utc_iso(now), parts=tuple(Part(s.number, s.offset, s.size, "", md5s[i] if md5s else None)
+                                                            for i, s in enumerate(spans)),
                        signature_version=self.config.settings.signature_version)
         with upstream("presigning"):
             new = refresh(client, old, expires=expires, relay_secret=self.config.all_secrets[0],
-                          relay_url=self.config.public_url or relay_url, now=now)
+                          relay_url=self.config.public_url or relay_url, now=now, policy=identity.policy,
+                          policy_max_expires=identity.policy_max_expires)
         log.info("refreshed s3://%s/%s upload=%s until %s", identity.bucket, identity.key, identity.upload_id,
                  new.expires_at)
         return 200, new.to_dict()
+
+    def _policy_cap(self, identity: tokens.Identity) -> int:
+        """The longest expiry the upload's minting policy allows now (seconds); refuses a removed policy."""
+        if identity.policy is None:  # admin-minted (or minted before tokens named their policy)
+            return self.config.max_refresh_expires
+        from s3mpu.relay.config import policy_named
+
+        policy = policy_named(self.config.api_tokens, identity.policy)
+        if policy is None:
+            raise AccessDeniedError(f"this upload was minted under API token {identity.policy!r}, which this relay "
+                                    "no longer has; it cannot be refreshed",
+                                    "Ask the relay's admin for a new manifest or API token.")
+        if not policy.allows_key(identity.bucket, identity.key) or (
+                policy.max_size is not None and identity.size > policy.max_size):
+            raise AccessDeniedError(f"API token {identity.policy!r} no longer allows this upload; it cannot be "
+                                    "refreshed", "Ask the relay's admin for a new manifest.")
+        return min(policy.max_expires, identity.policy_max_expires or policy.max_expires)
+
+    def tail(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``/v1/tail``: the URL of a max-size upload's last part, signed for its exact length (SPEC §5).
+
+        Every other URL of such a manifest is signed for a full part, so whatever sizes a holder
+        asks for here, the parts S3 can hold add up to at most the manifest's maximum.
+        """
+        identity = self.authenticate(body)
+        if not identity.size_is_max:
+            raise UsageError("this manifest is for an exact size: its part URLs already sign every length",
+                             "Upload with the manifest's own URLs (s3mpu put).")
+        if identity.md5s_sha256 is not None:
+            raise UsageError("this manifest binds a plan's MD5s; it has no separate last-part URL")
+        size = body.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise UsageError('"size" must be the file\'s size in bytes (a non-negative integer)')
+        if size > identity.size:
+            raise AccessDeniedError(f"{size} bytes is more than this upload's maximum of {identity.size}",
+                                    "Ask the admin for a manifest with a larger --max-size.")
+        from s3mpu.admin.presign import Presigner
+        from s3mpu.layout import PartSpan, part_count
+
+        seconds = int(identity.expires - self.config.clock())
+        if seconds < 1:
+            raise AccessDeniedError("the manifest's URLs have expired, so no last-part URL is signed",
+                                    "Refresh the manifest first (s3mpu mint --refresh), then upload again.")
+        n = part_count(size, identity.part_size)
+        span = PartSpan(n, (n - 1) * identity.part_size, size - (n - 1) * identity.part_size)
+        with upstream("presigning"):
+            url = Presigner(self.config.s3(), identity.bucket, identity.key, identity.upload_id,
+                            seconds).part_url(span, sign_length=True)
+        log.info("tail s3://%s/%s upload=%s part=%d size=%d", identity.bucket, identity.key, identity.upload_id,
+                 n, span.size)
+        return 200, {"number": n, "size": span.size, "url": url,
+                     "expires_at": utc_iso(datetime.fromtimestamp(identity.expires, timezone.utc))}
 
     # -- online minting ------------------------------------------------------------------
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
@@ -197,14 +265,61 @@ class RelayService:
             raise AccessDeniedError(f"API token {policy.name!r} allows an expiry of at most "
                                     f"{format_duration(policy.max_expires)}")
         secret = self.config.all_secrets[0] if self.config.all_secrets else None
+        if req.max_size is not None and not secret:
+            raise AccessDeniedError("this relay has no relay secret, so it cannot bound a max-size upload "
+                                    "(its last part's URL comes from /v1/tail)", 'Mint with an exact "size".')
         req.relay_url = (self.config.public_url or relay_url) if secret else None
+        req.policy, req.policy_max_expires = policy.name, policy.max_expires
         client = self.config.s3()
+        self._check_uploads_limit(client, policy, None)
         with upstream("minting"):
             m = mint(client, req, endpoint=self.config.endpoint(), region=self.config.region(), relay_secret=secret,
                      signature_version=self.config.settings.signature_version, now=now)
+        self._check_uploads_limit(client, policy, m)
         log.info("minted s3://%s/%s upload=%s parts=%d for api token %s", m.bucket, m.key, m.upload_id,
                  len(m.parts), policy.name)
         return 201, m.to_dict()
+
+
+    def _check_uploads_limit(self, client: Any, policy: Any, minted: Any) -> None:
+        """429 when the policy's ``max_uploads`` is reached, counted from S3 itself (the relay is stateless).
+
+        Counted before creating (nothing is created when already at the limit) and again after,
+        because concurrent mints on several relays can race past the first check: an upload that
+        finds itself over the limit is aborted again, so the limit holds (racing mints may both lose).
+        """
+        if policy.max_uploads is None:
+            return
+        from s3mpu.admin.housekeeping import abort_upload, list_uploads
+        from s3mpu.relay.config import LimitError
+
+        with upstream("counting uploads in progress"):
+            count = len(list_uploads(client, policy.bucket, policy.prefix, with_parts=False))
+        if count <= policy.max_uploads - (0 if minted is not None else 1):
+            return
+        if minted is not None:
+            with upstream("aborting the upload over the limit"):
+                abort_upload(client, minted.bucket, minted.key, minted.upload_id)
+        raise LimitError(f"API token {policy.name!r} may have at most {policy.max_uploads} upload(s) in progress "
+                         f"under s3://{policy.bucket}/{policy.prefix}; {count - (1 if minted else 0)} are",
+                         "Complete or abort one (s3mpu complete / s3mpu abort), then mint again.")
+
+
+def _refresh_md5s(identity: tokens.Identity, given: Any) -> list[str] | None:
+    """The plan MD5s to re-sign with: the client's list, checked against the token's digest."""
+    if given is None:
+        if identity.md5s_sha256 is not None:
+            raise UsageError("this upload's URLs bind the plan's part MD5s; the refresh must send them",
+                             'Send {"token": ..., "md5s": [every part\'s md5 from the manifest]} (s3mpu does).')
+        return None
+    if not isinstance(given, list) or len(given) != identity.parts or not all(
+            isinstance(h, str) and re.fullmatch(r"[0-9a-fA-F]{32}", h) for h in given):
+        raise UsageError(f'"md5s" must be a list of {identity.parts} hex MD5s, one per part')
+    md5s = [h.lower() for h in given]
+    if identity.md5s_sha256 is not None and tokens.md5s_digest(md5s) != identity.md5s_sha256:
+        raise AccessDeniedError("the part MD5s differ from the plan this upload was minted with",
+                                "Refresh with the manifest exactly as it was minted.")
+    return md5s
 
 
 def _expires(value: Any, now: datetime) -> datetime | None:
@@ -240,6 +355,8 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
     if md5s is not None and (not isinstance(md5s, list) or not all(
             isinstance(h, str) and re.fullmatch(r"[0-9a-fA-F]{32}", h) for h in md5s)):
         raise UsageError('"md5s" must be a list of hex MD5s, one per part')
+    if md5s is not None and body.get("max_size") is not None:
+        raise UsageError('"md5s" (a plan) fixes the size: give "size", not "max_size"')
     ctype = body.get("content_type")
     if ctype is not None and not isinstance(ctype, str):
         raise UsageError('"content_type" must be a string')

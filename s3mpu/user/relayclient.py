@@ -61,12 +61,23 @@ class RelayClient:
     def abort(self, token: str) -> dict[str, Any]:
         return self._call("POST", "/v1/abort", {"token": token}, "aborting the upload")
 
-    def refresh(self, token: str, expires: str | None = None) -> dict[str, Any]:
-        """A refreshed manifest (as a dict) for the same upload, with new URLs."""
+    def refresh(self, token: str, expires: str | None = None, md5s: list[str] | None = None) -> dict[str, Any]:
+        """A refreshed manifest (as a dict) for the same upload, with new URLs.
+
+        ``md5s``: the manifest's part MD5s when it was minted from a plan; the relay checks them
+        against the token and re-signs every part with its Content-MD5 (a refresh without them
+        is refused, so the binding cannot be dropped). :func:`refresh_manifest` sends them.
+        """
         body: dict[str, Any] = {"token": token}
         if expires is not None:
             body["expires"] = expires
+        if md5s is not None:
+            body["md5s"] = md5s
         return self._call("POST", "/v1/refresh", body, "refreshing the manifest")
+
+    def tail(self, token: str, size: int) -> dict[str, Any]:
+        """``{"number", "size", "url"}``: the last part's URL of a max-size upload, signed for its length."""
+        return self._call("POST", "/v1/tail", {"token": token, "size": size}, "asking the relay for the last part's URL")
 
     def mint(self, api_token: str, body: dict[str, Any]) -> dict[str, Any]:
         """Online mint: a new manifest (as a dict). Not retried after the request may have been read."""
@@ -124,6 +135,15 @@ class RelayClient:
         raise error_for(status, doc if isinstance(doc, dict) else {}, what, self.url)
 
 
+def refresh_manifest(client: RelayClient, m: Any, expires: str | None = None) -> dict[str, Any]:
+    """Refresh manifest ``m`` through its relay, sending its plan MD5s when its URLs bind them."""
+    if not (m.relay and m.relay.token):
+        raise UsageError("this manifest names no relay token, so the relay cannot refresh it",
+                         "Ask the admin to run: s3mpu mint --refresh MANIFEST")
+    md5s = [p.md5 for p in m.parts]
+    return client.refresh(m.relay.token, expires, md5s=md5s if md5s and all(md5s) else None)
+
+
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     text = str(reason)
@@ -145,6 +165,8 @@ def error_for(status: int, doc: dict[str, Any], what: str, url: str) -> S3mpuErr
         if code == "no_such_upload":
             return NoInputError(detail, "The upload was completed, aborted or expired; ask the admin to mint a new manifest.")
         return NoInputError(f"{what}: {url} answered 404 ({message})", "Check that --relay names an s3mpu relay.")
+    if status == 429:
+        return TempFailError(detail, "Complete or abort an upload in progress, or retry later.")
     if status >= 500:
         return TempFailError(detail, "Retry later; re-running is safe.")
     return S3mpuError(detail)

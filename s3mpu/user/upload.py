@@ -36,6 +36,7 @@ from s3mpu.user.integrity import ranges as _ranges
 from s3mpu.user.lock import UploadLock
 from s3mpu.user.resume import (etag_mismatches, expired_hint, next_commands, preflight, relay_preflight,
                                resume_from_server, server_parts)
+from s3mpu.user.tail import with_tail_url
 from s3mpu.units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
 
 DEFAULT_JOBS = 8
@@ -222,6 +223,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                 if found:
                     info(f"the server already holds {len(found)} matching part(s); skipping them")
                 done |= set(found)
+        mine = with_tail_url(m, relay_client, ident.size, mine, done)  # max-size: the last part's URL (SPEC §5)
 
         send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
         todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in mine], done)
