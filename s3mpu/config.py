@@ -51,10 +51,24 @@ class Settings:
         return bool(self.access_key and self.secret_key)
 
 
+#: One setting under two names: ours, and s3cmd's (so an s3cmd setup works unchanged). The CLI
+#: and the relay's WSGI app read both, ours first.
+CONFIG_VARS = ("S3MPU_CONFIG", "S3CMD_CONFIG")
+
+
+def config_from_env(env: Mapping[str, str]) -> Path | None:
+    """The config file named by ``$S3MPU_CONFIG`` or ``$S3CMD_CONFIG``; None when neither is set."""
+    for var in CONFIG_VARS:
+        if env.get(var):
+            return Path(env[var]).expanduser()
+    return None
+
+
 def default_config_path(env: Mapping[str, str]) -> Path | None:
+    named = config_from_env(env)
+    if named is not None:
+        return named
     home = env.get("HOME")
-    if env.get("S3CMD_CONFIG"):
-        return Path(env["S3CMD_CONFIG"])
     return Path(home) / ".s3cfg" if home else None
 
 
@@ -189,6 +203,10 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
     env = os.environ if env is None else env
     layers: list[tuple[str, dict[str, Any]]] = []
     path = Path(config_file).expanduser() if config_file else default_config_path(env)
+    if not config_file and path is not None and config_from_env(env) is not None and not path.exists():
+        var = next(v for v in CONFIG_VARS if env.get(v))
+        raise ConfigError(f"config file not found: {path} (named by ${var})",
+                          f"Set {var} to an existing s3cmd-format file, unset it, or create it with: s3mpu configure")
     if path is not None and (config_file or path.exists()):
         layers.append((f"config file {path}", read_s3cfg(path)))
     layers.append(("environment", from_env(env)))
@@ -258,7 +276,7 @@ def require_credentials(client: Any) -> None:
 
 # -- writing (s3mpu configure) -------------------------------------------------------------------
 def config_path_for_write(config_file: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
-    """Where ``configure`` writes: ``-c FILE``, else ``$S3CMD_CONFIG``, else ``~/.s3cfg``."""
+    """Where ``configure`` writes: ``-c FILE``, else ``$S3MPU_CONFIG`` or ``$S3CMD_CONFIG``, else ``~/.s3cfg``."""
     if config_file:
         return Path(config_file).expanduser()
     path = default_config_path(os.environ if env is None else env)

@@ -80,6 +80,14 @@ class ConfigError(S3mpuError):
     exit_code = EXIT_CONFIG
 
 
+class UnsupportedError(ConfigError):
+    """The S3 server does not implement an operation (``NotImplemented``, ``MethodNotAllowed``).
+
+    Not a temporary failure: retrying cannot help, so it is never exit 75. It is a configuration
+    matter (exit 78): this server cannot serve that s3mpu feature.
+    """
+
+
 class PartialError(S3mpuError):
     """Some parts failed after retries; re-running the same command resumes."""
 

@@ -9,13 +9,18 @@ import html
 import re
 from typing import Any
 
-from s3mpu.errors import AccessDeniedError, ConfigError, DataError, NoInputError, S3mpuError, TempFailError
+from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, S3mpuError, TempFailError,
+                          UnsupportedError)
 
 ACCESS_CODES = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken", "RequestExpired",
                 "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AuthorizationQueryParametersError"}
 DATA_CODES = {"BadDigest", "InvalidDigest", "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder",
               "IncompleteBody", "InvalidArgument", "MalformedXML"}
 MISSING_CODES = {"NoSuchUpload", "NoSuchBucket", "NoSuchKey"}
+#: the server lacks the operation (s3rver: ListParts, AbortMultipartUpload): retrying cannot help
+UNSUPPORTED_CODES = {"NotImplemented", "MethodNotAllowed"}
+UNSUPPORTED_HINT = ("Retrying will not help: use the server's own tools for this, or an S3 server that "
+                    "implements it.")
 RETRY_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed",
                "OperationAborted"}
 _CODE_RE = re.compile(rb"<Code>([^<]{1,100})</Code>")
@@ -40,9 +45,26 @@ def is_expired(code: str, message: str) -> bool:
 
 def retryable(status: int, code: str = "") -> bool:
     """Whether a fresh attempt may succeed: 5xx, throttling, timeouts; never 403/expired."""
-    if code in ACCESS_CODES or code in DATA_CODES or code in MISSING_CODES or code == "NotImplemented":
-        return False  # NotImplemented: the server does not do that at all, and never will on a retry
+    if code in ACCESS_CODES or code in DATA_CODES or code in MISSING_CODES or code in UNSUPPORTED_CODES:
+        return False
+    if status in (405, 501) and not code:
+        return False
     return status >= 500 or status in (408, 429) or code in RETRY_CODES
+
+
+def missing(what: str, code: str, detail: str) -> NoInputError:
+    """Exit 66 with the next step that fits what is missing: the bucket, the object, or the upload."""
+    if code == "NoSuchBucket":
+        return NoInputError(f"{what}: the bucket does not exist ({detail})",
+                            "Check the bucket name and the endpoint (--endpoint-url, --region), or create the bucket.")
+    if code == "NoSuchKey":
+        return NoInputError(f"{what}: the object does not exist ({detail})", "Check the key (s3://BUCKET/KEY).")
+    return NoInputError(f"{what}: the upload no longer exists on the server ({detail})",
+                        "It was completed, aborted or expired; ask the admin to mint a new manifest.")
+
+
+def unsupported(what: str, detail: str) -> UnsupportedError:
+    return UnsupportedError(f"{what}: this S3 server does not support the operation ({detail})", UNSUPPORTED_HINT)
 
 
 def classify_http(status: int, body: bytes, what: str, next_step: str = "") -> S3mpuError:
@@ -56,8 +78,9 @@ def classify_http(status: int, body: bytes, what: str, next_step: str = "") -> S
         return AccessDeniedError(f"{what}: S3 refused the presigned URL ({detail})",
                                  next_step or "The manifest may be altered or for another server; ask the admin for a new one.")
     if code in MISSING_CODES or status == 404:
-        return NoInputError(f"{what}: the upload no longer exists on the server ({detail})",
-                            "It was completed, aborted or expired; ask the admin to mint a new manifest.")
+        return missing(what, code, detail)
+    if code in UNSUPPORTED_CODES or (status in (405, 501) and not code):
+        return unsupported(what, detail)
     if code in DATA_CODES or status in (400, 411, 413):
         return DataError(f"{what}: the server rejected the data ({detail})", next_step)
     return TempFailError(f"{what}: server error ({detail})", next_step or "Retry later; re-running resumes.")
@@ -80,7 +103,13 @@ def classify_boto(exc: BaseException, what: str) -> S3mpuError:
     if code in ACCESS_CODES or status == 403:
         return AccessDeniedError(f"{what}: access denied ({detail})", "Check the credentials and the bucket policy.")
     if code in MISSING_CODES or status == 404:
-        return NoInputError(f"{what}: not found ({detail})")
+        if code == "NoSuchUpload":
+            return NoInputError(f"{what}: no such upload ({detail})",
+                                "It was completed, aborted or expired, or the id is mistyped: see s3mpu listmp s3://BUCKET.")
+        return missing(what, code, detail) if code else NoInputError(f"{what}: not found ({detail})",
+                                                                     "Check the bucket and key.")
+    if code in UNSUPPORTED_CODES or status in (405, 501):
+        return unsupported(what, detail)
     if code in DATA_CODES or 400 <= status < 500:
         return DataError(f"{what}: refused ({detail})")
     return TempFailError(f"{what}: S3 error ({detail})", "Retry later.")

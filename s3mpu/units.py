@@ -78,18 +78,31 @@ def format_size(n: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``2d 3h``, ``5m 10s``: coarse, for expiry and ETA messages."""
-    seconds = int(max(0, seconds))
-    d, rem = divmod(seconds, 86400)
-    h, rem = divmod(rem, 3600)
-    m, s = divmod(rem, 60)
-    if d:
-        return f"{d}d {h}h"
-    if h:
-        return f"{h}h {m}m"
-    if m:
-        return f"{m}m {s}s"
-    return f"{s}s"
+    """``2d 3h``, ``5m 10s``, ``7d``: the two largest units, rounded, zero units dropped.
+
+    Rounded rather than truncated because an expiry minted as ``30d`` is a few seconds
+    less than 30 days by the time it is shown, and ``29d 23h`` reads as a different value.
+    """
+    total = max(0.0, float(seconds))
+    units = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
+    for i, (size, _name) in enumerate(units[:-1]):
+        step = units[i + 1][0]  # the smaller unit shown beside this one
+        rounded = int(round(total / step)) * step
+        if rounded >= size:
+            return _join(rounded, units[i:i + 2])
+    return f"{int(round(total))}s"
+
+
+def _join(seconds: int, units: tuple[tuple[int, str], ...]) -> str:
+    (big, a), (small, b) = units
+    hi, lo = divmod(seconds, big)
+    lo //= small
+    return f"{hi}{a} {lo}{b}" if lo else f"{hi}{a}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 part``, ``2 parts``: counts in messages read as English."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def parse_parts_spec(text: str, max_part: int) -> list[int]:
@@ -108,7 +121,8 @@ def parse_parts_spec(text: str, max_part: int) -> list[int]:
             lo = int(m.group(1) or 1)
             hi = int(m.group(2) or max_part)
         if lo < 1 or hi > max_part or lo > hi:
-            raise UsageError(f"part range {chunk!r} is outside 1-{max_part}")
+            raise UsageError(f"part range {chunk!r} is outside 1-{max_part}",
+                             f"This file fills parts 1-{max_part}: use ranges within them, e.g. --parts 1-{max_part}.")
         out.update(range(lo, hi + 1))
     if not out:
         raise UsageError("--parts names no part")

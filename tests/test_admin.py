@@ -61,7 +61,29 @@ def test_abortmp_then_already_gone(s3: Any) -> None:
     left = {u.key for u in list_uploads(s3.client(), bucket)}
     assert left == {"a/two", "b/three"}
     again = run(["abortmp", f"s3://{bucket}/a/one", ids["a/one"]], s3.env())
-    assert again.exit_code == 0 and "already gone" in again.stdout
+    assert again.exit_code == 66, again.output  # S3 cannot tell "aborted before" from "never existed"
+    assert "already completed or aborted" in again.stderr
+    assert f"s3mpu listmp s3://{bucket}/a/" in again.stderr
+
+
+def test_abortmp_mistyped_id_is_66_not_success(s3: Any) -> None:
+    bucket = s3.bucket()
+    _uploads(s3, bucket)
+    r = run(["abortmp", f"s3://{bucket}/a/one", "no-such-upload-id"], s3.env())
+    assert r.exit_code == 66
+    assert "no upload no-such-upload-id" in r.stderr and "mistyped" in r.stderr
+    assert len(list_uploads(s3.client(), bucket)) == 3
+
+
+def test_cleanup_json_reports_parts_and_size(moto_server: Any) -> None:
+    bucket = moto_server.bucket()
+    _uploads(moto_server, bucket)
+    for extra in (["--dry-run"], []):
+        r = run(["cleanup", f"s3://{bucket}/a/", "--older-than", "0s", "--json", *extra], moto_server.env())
+        assert r.exit_code == 0, r.output
+        by_key = {u["key"]: u for u in json.loads(r.stdout)["aborted"]}
+        assert (by_key["a/one"]["parts"], by_key["a/one"]["size"]) == (2, 5 * 1024 * 1024 + 1000)
+        assert (by_key["a/two"]["parts"], by_key["a/two"]["size"]) == (0, 0)
 
 
 def test_cleanup_dry_run_then_real(s3: Any) -> None:

@@ -226,3 +226,26 @@ def test_proxy_reaches_the_client(tmp_path: Path) -> None:
     cfg = S3CFG.replace("proxy_host =", "proxy_host = proxy.lan").replace("proxy_port = 0", "proxy_port = 3128")
     client = s3_client(load_settings(write(tmp_path / "s3cfg", cfg), env={}))
     assert client.meta.config.proxies == {"http": "http://proxy.lan:3128", "https": "http://proxy.lan:3128"}
+
+
+@pytest.mark.parametrize("var", ["S3MPU_CONFIG", "S3CMD_CONFIG"])
+def test_either_config_variable_works_for_cli_and_wsgi(tmp_path: Path, var: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "elsewhere.cfg", S3CFG)
+    assert load_settings(env={var: str(path)}).access_key == "FILEKEY"
+    monkeypatch.setenv(var, str(path))
+    r = CliRunner().invoke(cli, ["-v", "listmp", "s3://bkt"])
+    # the CLI read the file: its keys (no "no S3 credentials found") and its endpoint (nothing listens there)
+    assert r.exit_code == 75 and "127.0.0.1:9000" in r.output and "credentials" not in r.output, r.output
+    from s3mpu.relay.wsgi import config_from_env
+
+    cfg = config_from_env({var: str(path), "S3MPU_RELAY_SECRET": "x" * 32})
+    assert cfg.settings.access_key == "FILEKEY" and cfg.settings.endpoint_url == "http://127.0.0.1:9000"
+
+
+def test_s3mpu_config_wins_and_a_named_missing_file_is_78(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = write(tmp_path / "ours.cfg", S3CFG)
+    assert load_settings(env={"S3MPU_CONFIG": str(ours), "S3CMD_CONFIG": str(tmp_path / "nope")}).access_key == "FILEKEY"
+    monkeypatch.setenv("S3MPU_CONFIG", str(tmp_path / "missing.cfg"))
+    r = CliRunner().invoke(cli, ["listmp", "s3://bkt"])
+    assert r.exit_code == 78 and "config file not found" in r.output and "$S3MPU_CONFIG" in r.output

@@ -6,7 +6,7 @@ uploads cost storage until aborted and are invisible to ``ls``, so a cron job ru
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -156,6 +156,15 @@ def list_uploads(client: Any, bucket: str, prefix: str = "", *, with_parts: bool
     return out
 
 
+def _with_parts(client: Any, u: UploadInfo) -> UploadInfo:
+    """``u`` with its part count and bytes, or unchanged (None, None) when the server will not say."""
+    try:
+        n, size = parts_summary(client, u.bucket, u.key, u.upload_id)
+    except Exception:  # noqa: BLE001 - gone meanwhile, or no ListParts (s3rver): the report says "?"
+        return u
+    return replace(u, parts=n, size=size)
+
+
 def cleanup(client: Any, bucket: str, prefix: str = "", *, older_than: int = DEFAULT_OLDER_THAN,
             dry_run: bool = False, now: datetime | None = None) -> CleanupResult:
     """Abort uploads initiated more than ``older_than`` seconds ago (none with ``dry_run``).
@@ -166,6 +175,7 @@ def cleanup(client: Any, bucket: str, prefix: str = "", *, older_than: int = DEF
     """
     result = CleanupResult(bucket, prefix, older_than, dry_run)
     for u in list_uploads(client, bucket, prefix, with_parts=False, now=now):
+        u = _with_parts(client, u)  # before the abort: what it held is what the abort frees
         if u.age_seconds is None or u.age_seconds < older_than:
             result.kept.append(u)
             continue

@@ -19,6 +19,7 @@ import click
 from s3mpu import __version__
 from s3mpu.errors import EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_USAGE, S3mpuError, exit_code_for
 from s3mpu.cli.output import Output
+from s3mpu.cli.params import complete_file
 
 #: command name -> "module:attribute"; one module per group of related commands.
 COMMANDS: dict[str, str] = {
@@ -46,6 +47,7 @@ class AppContext:
     flags: dict[str, Any]
     config_file: str | None
     out: Output
+    argv: list[str] = field(default_factory=list)  # the arguments as given, for "re-run: ..." hints
     _settings: Any = field(default=None, repr=False)
 
     @property
@@ -66,6 +68,7 @@ class S3mpuGroup(click.Group):
     """Lazy command loading plus the one exception-to-exit-code mapping."""
 
     verbose = 0
+    argv: list[str] = []
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
@@ -80,12 +83,20 @@ class S3mpuGroup(click.Group):
         except (ImportError, AttributeError):
             return None
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """Click suggests the closest command from ``self.commands``, empty here (commands load lazily)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=list(COMMANDS), ctx=ctx) from None
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         code = self._run(args, prog_name or "s3mpu", complete_var, **extra)
         sys.exit(code)
 
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
+        self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -123,14 +134,16 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 @click.group(cls=S3mpuGroup, context_settings=CONTEXT_SETTINGS)
-@click.option("-c", "--config", "config_file", metavar="FILE", help="s3cmd-format config file (default ~/.s3cfg when present).")
+@click.option("-c", "--config", "config_file", metavar="FILE", shell_complete=complete_file,
+              help="s3cmd-format config file (default: $S3MPU_CONFIG or $S3CMD_CONFIG, else ~/.s3cfg when present).")
 @click.option("--endpoint-url", "--host", "endpoint_url", metavar="URL", help="S3 endpoint, e.g. http://127.0.0.1:9000 (s3cmd: --host).")
 @click.option("--host-bucket", metavar="TEMPLATE", help="Virtual-host template, e.g. '%(bucket)s.s3.example.com'.")
 @click.option("--region", metavar="REGION", help="Region to sign for (default us-east-1).")
 @click.option("--profile", metavar="NAME", help="AWS shared-credentials profile.")
 @click.option("--access-key", metavar="KEY", help="S3 access key (prefer AWS_ACCESS_KEY_ID or the config file).")
 @click.option("--secret-key", metavar="SECRET", help="S3 secret key (prefer AWS_SECRET_ACCESS_KEY or the config file).")
-@click.option("--signature-v2", is_flag=True, default=None, help="Presign with SigV2 (old Ceph RGW, s3rver).")
+@click.option("--signature-v2", is_flag=True, default=None,
+              help="Presign with SigV2, for old Ceph RGW and other stores without SigV4 (SigV2 cannot bind a part's length).")
 @click.option("--addressing", type=click.Choice(["auto", "path", "virtual"]), help="Bucket addressing style.")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks for unexpected errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
@@ -160,7 +173,8 @@ def cli(ctx: click.Context, config_file: str | None, endpoint_url: str | None, h
         flags["addressing"] = "virtual" if "%(bucket)s" in host_bucket else "path"
     if signature_v2:
         flags["signature_version"] = "s3"
-    ctx.obj = AppContext(flags=flags, config_file=config_file, out=Output(quiet=quiet, verbose=verbose))
+    ctx.obj = AppContext(flags=flags, config_file=config_file, out=Output(quiet=quiet, verbose=verbose),
+                         argv=list(getattr(ctx.command, "argv", [])))
 
 
 def json_option(f: Any) -> Any:

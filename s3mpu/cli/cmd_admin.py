@@ -41,7 +41,7 @@ def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
       s3mpu listmp s3://media/videos/ --json | jq -r '.uploads[].upload_id'
       s3mpu listmp s3://media/videos/raw.mov 2~AbCdEf...      # the parts of one upload
     """
-    from s3mpu.units import format_size
+    from s3mpu.units import format_size, plural
 
     if upload_id:
         from s3mpu.admin.housekeeping import list_parts
@@ -54,7 +54,7 @@ def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
         rows = [f"{'part':>5}  {'last modified':20}  {'size':>10}  etag"]
         rows += [f"{p['number']:>5}  {p['last_modified'] or '?':20}  {format_size(p['size']):>10}  {p['etag']}"
                  for p in parts]
-        rows.append(f"{len(parts)} parts, {format_size(data['size'])} in upload {upload_id} of {target}")
+        rows.append(f"{plural(len(parts), 'part')}, {format_size(data['size'])} in upload {upload_id} of {target}")
         app.out.result(data, "\n".join(rows))
         return
     from s3mpu.admin.housekeeping import list_uploads
@@ -80,7 +80,9 @@ def listmp(app: AppContext, target: Any, upload_id: str | None) -> None:
 def abortmp(app: AppContext, target: Any, upload_id: str) -> None:
     """Abort one multipart upload by its id; its parts are freed (s3cmd's abortmp).
 
-    An upload that is already gone counts as success (exit 0), so scripts can retry.
+    Exit 66 when S3 has no such upload: S3 answers NoSuchUpload alike for a mistyped id and
+    for an upload already completed or aborted, so a script that retries an abort can read
+    66 as "nothing left to abort". A server that answers a repeated abort with success exits 0.
 
     \b
     Examples:
@@ -89,13 +91,16 @@ def abortmp(app: AppContext, target: Any, upload_id: str) -> None:
         | while read uri id; do s3mpu abortmp "$uri" "$id"; done
     """
     from s3mpu.admin.housekeeping import abort_upload
+    from s3mpu.errors import NoInputError
 
-    aborted = abort_upload(_client(app), target.bucket, target.key, upload_id)
-    data = {"bucket": target.bucket, "key": target.key, "upload_id": upload_id, "aborted": aborted,
-            "already_gone": not aborted}
-    human = (f"aborted upload {upload_id} of {target}" if aborted
-             else f"upload {upload_id} of {target} was already gone (completed, aborted or expired)")
-    app.out.result(data, human)
+    client = _client(app)
+    if not abort_upload(client, target.bucket, target.key, upload_id):
+        where = target.key.rsplit("/", 1)[0] + "/" if "/" in target.key else ""
+        raise NoInputError(f"no upload {upload_id} of {target} in progress: the id is mistyped, or the upload "
+                           "was already completed or aborted",
+                           f"See the uploads in progress with: s3mpu listmp s3://{target.bucket}/{where}")
+    data = {"bucket": target.bucket, "key": target.key, "upload_id": upload_id, "aborted": True}
+    app.out.result(data, f"aborted upload {upload_id} of {target}")
 
 
 @click.command()

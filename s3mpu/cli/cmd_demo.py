@@ -32,11 +32,12 @@ def demo(app: AppContext, size: int, part_size: int | None, jobs: int | None, pr
     """
     from s3mpu.demo import run_demo
     from s3mpu.cli.progress_rich import make_progress
+    from s3mpu.units import plural
 
     sink = make_progress(app.out, progress, label="bigfile.bin")
     result = run_demo(size=size, part_size=part_size, jobs=jobs, progress=sink, say=app.out.info)
     if not result.verified:
         raise DataError(f"demo object {result.uri} does not match the file", "Please report this as a bug.")
-    app.out.result(asdict(result), f"[green]demo OK[/]: {result.uri} {result.size} bytes in {result.parts} parts, "
+    app.out.result(asdict(result), f"[green]demo OK[/]: {result.uri} {result.size} bytes in {plural(result.parts, 'part')}, "
                                    f"{result.seconds:.2f} s ({result.mib_per_s} MiB/s), etag {result.etag}, "
                                    f"SHA-256 verified")

@@ -4,10 +4,11 @@ from __future__ import annotations
 import click
 
 from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.params import complete_json
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--show-urls", is_flag=True, help="Include the part URLs with their signatures (bearer secrets!).")
 @json_option
 @click.pass_obj

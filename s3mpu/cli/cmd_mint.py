@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from s3mpu.cli import AppContext, json_option
-from s3mpu.cli.params import EXPIRES, S3OBJECT, SIZE
+from s3mpu.cli.params import EXPIRES, S3OBJECT, SIZE, complete_json
 
 
 def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -24,7 +24,8 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.argument("target", type=S3OBJECT, required=False)
 @click.option("--size", type=SIZE, help="Exact size of the file (e.g. 10G, 5242880).")
 @click.option("--max-size", type=SIZE, help="Upper bound: the file may be smaller; unused parts are skipped.")
-@click.option("--plan", "plan_file", metavar="PLAN", help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
+@click.option("--plan", "plan_file", metavar="PLAN", shell_complete=complete_json,
+              help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
 @click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
 @click.option("--expires", type=EXPIRES, help="7d, 12h, +3600, an epoch or ISO-8601 (default 7d, SigV4's maximum).")
 @click.option("--mime-type", "content_type", metavar="TYPE", help="Content-Type of the object.")
@@ -33,15 +34,17 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--add-header", multiple=True, metavar="NAME:VALUE", help="Extra header for the upload (repeatable).")
 @click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
 @click.option("--relay", "relay_url", metavar="URL", help="Relay that completes the upload (token signed with the relay secret).")
-@click.option("--refresh", "refresh_file", metavar="MANIFEST", help="Re-sign an existing manifest's upload with a new expiry.")
+@click.option("--refresh", "refresh_file", metavar="MANIFEST", shell_complete=complete_json,
+              help="Re-sign an existing manifest's upload with a new expiry.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Where to write the manifest (mode 0600; - is stdout).")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o FILE (it may be the only handle on another upload).")
 @json_option
 @click.pass_obj
 def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, plan_file: str | None,
          part_size: int | None, expires: datetime | None, content_type: str | None, acl_public: bool, acl: str | None,
          add_header: tuple[str, ...], meta: tuple[str, ...], relay_url: str | None, refresh_file: str | None,
-         output: str) -> None:
+         output: str, force: bool) -> None:
     """Create a multipart upload and write a manifest of presigned part URLs.
 
     The manifest is a bearer credential for this one upload: hand it to the user by any
@@ -57,11 +60,13 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     from s3mpu import manifest as manifests
     from s3mpu.admin.mint import MintRequest, mint as do_mint, refresh
 
+    old = manifests.load(refresh_file) if refresh_file else None
     _check_output(output)
+    if not force:
+        _refuse_overwrite(output, old.upload_id if old else None)
     settings = app.settings
     client = app.s3_client()
-    if refresh_file:
-        old = manifests.load(refresh_file)
+    if refresh_file and old is not None:
         new = refresh(client, old, expires=expires, relay_secret=settings.relay_secret, relay_url=relay_url)
         manifests.dump(new, output)
         _report(app, new, output, refreshed=True)
@@ -116,14 +121,40 @@ def _check_output(output: str) -> None:
                            "Create the directory or choose another -o path; nothing was created on S3.")
 
 
+def _refuse_overwrite(output: str, same_upload: str | None) -> None:
+    """Exit 64 rather than overwrite a manifest: it may be the only handle on an upload in progress.
+
+    Re-writing a manifest of the same upload (``mint --refresh m.json -o m.json``) loses nothing
+    and is allowed; the message names the upload the old file holds so it can be found or aborted.
+    """
+    import os
+
+    from s3mpu.errors import S3mpuError, UsageError
+
+    if output == "-" or not os.path.lexists(output):
+        return
+    try:
+        from s3mpu import manifest as manifests
+
+        held = manifests.load(output)
+    except S3mpuError:
+        raise UsageError(f"{output} already exists", "Choose another -o FILE, or pass --force to overwrite it.") from None
+    if same_upload is not None and held.upload_id == same_upload:
+        return
+    raise UsageError(f"{output} already exists and holds the manifest of upload {held.upload_id} of {held.uri}; "
+                     "nothing was created",
+                     f"Choose another -o FILE, or pass --force to overwrite it (abort that upload first: "
+                     f"s3mpu abort {output}).")
+
+
 def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> None:
-    from s3mpu.units import format_size
+    from s3mpu.units import format_size, plural
 
     data = {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "size": m.size,
             "size_is_max": m.size_is_max, "part_size": m.part_size, "parts": len(m.parts),
             "expires_at": m.expires_at, "manifest": output, "relay": m.relay.url if m.relay else None}
     verb = "refreshed" if refreshed else "minted"
-    human = (f"{verb} {m.uri}: {len(m.parts)} parts of {format_size(m.part_size)}"
+    human = (f"{verb} {m.uri}: {plural(len(m.parts), 'part')} of {format_size(m.part_size)}"
              f"{' (max ' if m.size_is_max else ' ('}{format_size(m.size)}), expires {m.expires_at}"
              + (f", manifest in {output}" if output != "-" else ""))
     if output == "-":  # stdout carries the manifest: the report goes to stderr
@@ -155,13 +186,13 @@ def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None
       s3mpu mint s3://media/raw.mov --plan raw.plan.json -o raw.json   # admin
     """
     from s3mpu.admin.plan import dump_plan, make_plan
-    from s3mpu.units import format_size
+    from s3mpu.units import format_size, plural
 
     p = _hash_with_progress(app, file, part_size or app.settings.part_size, make_plan)
     dump_plan(p, output)
     data = {"file": file, "size": p.size, "part_size": p.part_size, "parts": len(p.parts), "sha256": p.sha256,
             "plan": output}
-    human = f"planned {file}: {len(p.parts)} parts of {format_size(p.part_size)} ({p.size} bytes), sha256 {p.sha256}"
+    human = f"planned {file}: {plural(len(p.parts), 'part')} of {format_size(p.part_size)} ({p.size} bytes), sha256 {p.sha256}"
     if output == "-":
         if not app.out.json_mode:
             app.out.info(human)

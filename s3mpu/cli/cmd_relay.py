@@ -45,7 +45,9 @@ def _setup_logging(quiet: bool) -> None:
 @click.option("--secret-file", metavar="FILE",
               help="Relay secrets, one per line: the first signs, all verify (rotation). Also S3MPU_RELAY_SECRET.")
 @click.option("--tokens", "tokens_file", metavar="FILE", help="API tokens for POST /v1/mint (JSON, see docs/relay.md).")
-@click.option("--seed-api", "seed_bucket", metavar="BUCKET", help="Serve the seed article's /presign and /complete on BUCKET.")
+@click.option("--seed-api", "seed_bucket", metavar="BUCKET",
+              help="Also serve the seed article's API on BUCKET: the form-encoded POST /presign and "
+                   "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged.")
 @click.option("--public-url", metavar="URL", help="The relay's URL as users reach it (written into minted manifests).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Worker threads.")
 @click.option("--max-body", type=SIZE, default="2M", show_default=True, help="Largest request body accepted (413 beyond).")
@@ -67,6 +69,11 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
     stateless: run as many as you like behind a load balancer. One JSON access-log line per
     request goes to stderr; SIGTERM/SIGINT stop it gracefully. Production setup (systemd,
     gunicorn, nginx with TLS, secret rotation): docs/relay.md.
+
+    The seed article's API (--seed-api): s3mpu grew out of an article whose small server
+    presigned multipart uploads with two form-encoded calls, POST /presign and POST /complete.
+    With --seed-api BUCKET the relay answers those calls too, so clients written for the
+    article keep working unchanged, now with every part checked before completion.
 
     \b
     Examples:
@@ -145,8 +152,10 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
             jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str) -> None:
     """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
 
-    The seed article's online flow, with an API token instead of S3 credentials. The
-    manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
+    This is the online flow of the seed article (the article s3mpu grew out of, whose small
+    server presigned an upload on request with POST /presign): here the relay mints, within
+    the limits of your API token, so you need no S3 credentials and no manifest handed over.
+    The manifest is kept (mode 0600, in the state directory unless --save-manifest) so an
     interrupted upload resumes with the s3mpu put command printed on failure.
 
     \b
@@ -189,6 +198,8 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         body["content_type"] = ctype
     if meta:
         body["metadata"] = _kv(meta, "--meta")
+    from s3mpu.units import plural
+
     saved = save_manifest or str(kept_path(url, target.bucket, target.key, file))
     kept = load_kept(saved, target.bucket, target.key)
     if kept is not None and not (kept.size == size or (kept.size_is_max and size <= kept.size)):
@@ -205,7 +216,7 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
             m = manifests.Manifest.from_dict(RelayClient(url).mint(token, body))
             Path(saved).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             manifests.dump(m, saved)
-            app.out.info(f"minted {m.uri}: {len(m.parts)} parts, expires {m.expires_at}; manifest kept in {saved}")
+            app.out.info(f"minted {m.uri}: {plural(len(m.parts), 'part')}, expires {m.expires_at}; manifest kept in {saved}")
         try:
             result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
                             manifest_path=saved, warn=app.out.warn, info=app.out.info)
@@ -219,10 +230,9 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
             if not exc.hint:
                 exc.hint = f"Resume with: s3mpu put {saved} {file}"
             raise
-    from s3mpu.units import format_size
+    from s3mpu.cli.cmd_user import summary
 
-    human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
-             f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
+    human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result({**result.to_dict(), "manifest": saved, "upload_id": m.upload_id}, human)
 
 

@@ -5,16 +5,17 @@ Thin Click wrappers: policy is in :mod:`s3mpu.user.upload`, bytes in :mod:`s3mpu
 """
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
 
 from s3mpu.cli import AppContext, json_option
-from s3mpu.cli.params import SIZE
+from s3mpu.cli.params import SIZE, complete_file, complete_json
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
@@ -49,27 +50,90 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
       s3mpu put raw.json raw.mov --parts 1-100 --no-complete     # machine A of two
       s3mpu -q put raw.json raw.mov --json                       # from cron
     """
-    from s3mpu.manifest import load
+    from s3mpu.user.resume import COMMAND_LINE
     from s3mpu.user.upload import upload
     from s3mpu.cli.progress_rich import make_progress
 
+
     if quiet:
         app.out.quiet = True
-    m = load(manifest_file)
+    m = load_manifest(app, manifest_file, file)
     settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate, parts=parts_spec,
-                    complete=not no_complete, progress=sink, relay=relay_url, manifest_path=manifest_file,
-                    warn=app.out.warn, info=app.out.info, read_timeout=timeout, connect_timeout=min(10.0, timeout),
-                    ca_bundle=settings.ca_bundle, proxy=settings.proxy, verify=verify)
-    from s3mpu.units import format_size
-
-    if result.completed:
-        human = (f"uploaded {m.uri}: {format_size(result.size)} in {result.parts} parts, "
-                 f"{result.seconds:.1f} s ({result.mib_per_s:.1f} MiB/s), ETag {result.etag}")
-    else:
-        human = f"{m.uri}: {result.message}"
+    given = COMMAND_LINE.set(shlex.join(["s3mpu", *app.argv]) if app.argv else None)
+    try:
+        result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate,
+                        parts=parts_spec, complete=not no_complete, progress=sink, relay=relay_url,
+                        manifest_path=manifest_file, warn=app.out.warn, info=app.out.info, read_timeout=timeout,
+                        connect_timeout=min(10.0, timeout), ca_bundle=settings.ca_bundle, proxy=settings.proxy,
+                        verify=verify)
+    finally:
+        COMMAND_LINE.reset(given)
+    human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result(result.to_dict(), human)
+
+
+def summary(uri: str, result: Any) -> str:
+    """The last line of a completed put: sent bytes and their rate, skipped bytes apart.
+
+    A resumed run sends only what was missing; a rate over the whole object's size would
+    claim speeds that never happened.
+    """
+    from s3mpu.units import format_size, plural
+
+    head = f"uploaded {uri}: {format_size(result.size)} in {plural(result.parts, 'part')}"
+    skipped = max(0, result.size - result.bytes_sent)
+    if result.bytes_sent == 0 and result.parts_uploaded == 0 and result.message:
+        how = result.message  # e.g. "already completed earlier; the object matches the file"
+    elif result.bytes_sent == 0 and result.parts_uploaded == 0:
+        how = "nothing left to send" + (f" ({format_size(skipped)} already uploaded)" if skipped else "")
+    else:
+        how = (f"sent {format_size(result.bytes_sent)} in {result.seconds:.1f} s "
+               f"({format_size(result.bytes_sent / max(result.seconds, 1e-6))}/s)")
+        if skipped:
+            how += f", {format_size(skipped)} already uploaded before"
+    return f"{head}; {how}; ETag {result.etag}"
+
+
+def load_manifest(app: AppContext, manifest_file: str, other: str | None) -> Any:
+    """The manifest, or a usage error (64) naming the fix when MANIFEST and FILE are swapped.
+
+    ``put big.bin m.json`` would otherwise report that big.bin "is not valid JSON": true, but
+    the user needs to hear that the other argument is the manifest. Both checks read only the
+    first bytes, so a swapped multi-GiB file is never read whole.
+    """
+    from s3mpu.errors import UsageError
+    from s3mpu.manifest import load
+
+    if other and "-" not in (manifest_file, other) and not _starts_json(manifest_file) and _is_manifest(other):
+        argv = list(app.argv)
+        if manifest_file in argv and other in argv:
+            i, j = argv.index(manifest_file), argv.index(other)
+            argv[i], argv[j] = other, manifest_file
+            fixed = shlex.join(["s3mpu", *argv])
+        else:
+            fixed = shlex.join(["s3mpu", "put", other, manifest_file])
+        raise UsageError(f"the arguments are swapped: {other} is the manifest and {manifest_file} the file",
+                         f"The manifest comes first: {fixed}")
+    return load(manifest_file)
+
+
+def _head(path: str, n: int = 65536) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def _starts_json(path: str) -> bool:
+    head = _head(path, 4096).lstrip(b" \t\r\n\xef\xbb\xbf")
+    return head.startswith(b"{") or not head  # unreadable or empty: let load() say why
+
+
+def _is_manifest(path: str) -> bool:
+    head = _head(path)
+    return head.lstrip().startswith(b"{") and b'"s3mpu.manifest/' in head
 
 
 def _journal_md5s(m: Any) -> tuple[list[str] | None, int | None]:
@@ -112,7 +176,7 @@ def _forget(m: Any) -> None:
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj
@@ -158,8 +222,8 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
-@click.argument("file", metavar="[FILE]", required=False)
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
+@click.argument("file", metavar="[FILE]", required=False, shell_complete=complete_file)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj
@@ -220,7 +284,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST")
+@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
 @json_option
 @click.pass_obj

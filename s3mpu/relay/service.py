@@ -18,7 +18,7 @@ from s3mpu import token as tokens
 from s3mpu.admin.completion import complete_upload, list_parts
 from s3mpu.endpoints import same_endpoint
 from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
-                      TempFailError, UsageError)
+                      TempFailError, UnsupportedError, UsageError)
 from s3mpu.units import format_duration, parse_expires, utc_iso
 from s3mpu.relay.config import AuthError, RelayConfig
 
@@ -61,6 +61,8 @@ def http_error(exc: BaseException) -> tuple[int, str]:
         return 404, "no_such_upload"
     if isinstance(exc, TempFailError):
         return 502, "upstream_error"
+    if isinstance(exc, UnsupportedError):  # the S3 server lacks the operation: not retryable, not the caller's fault
+        return 501, "unsupported"
     if isinstance(exc, ConfigError):
         return 500, "relay_misconfigured"
     return 500, "internal_error"
@@ -73,6 +75,8 @@ def upstream(what: str) -> Iterator[None]:
         yield
     except AccessDeniedError as exc:
         raise UpstreamError(f"{what}: S3 refused the relay's credentials ({exc.message})") from None
+    except UnsupportedError:
+        raise
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc.message}") from None
 
@@ -257,13 +261,16 @@ class RelayService:
         req.expires = _expires(body.get("expires"), now) or now + timedelta(seconds=min(policy.max_expires, 7 * 86400))
         if not policy.allows_key(req.bucket, req.key):
             raise AccessDeniedError(f"API token {policy.name!r} may not mint s3://{req.bucket}/{req.key}",
-                                    f"It is limited to s3://{policy.bucket}/{policy.prefix}*.")
+                                    f"It is limited to s3://{policy.bucket}/{policy.prefix}*: choose a key there.")
         size = req.size if req.size is not None else req.max_size
         if policy.max_size is not None and size is not None and size > policy.max_size:
-            raise AccessDeniedError(f"API token {policy.name!r} may mint at most {policy.max_size} bytes, not {size}")
+            raise AccessDeniedError(f"API token {policy.name!r} may mint at most {policy.max_size} bytes, not {size}",
+                                    "Ask the relay's admin for an API token that allows a larger size.")
         if (req.expires - now).total_seconds() > policy.max_expires + 1:
             raise AccessDeniedError(f"API token {policy.name!r} allows an expiry of at most "
-                                    f"{format_duration(policy.max_expires)}")
+                                    f"{format_duration(policy.max_expires)}",
+                                    f"Ask for less: --expires {format_duration(policy.max_expires).replace(' ', '')} "
+                                    "(or leave --expires out to get the longest allowed).")
         secret = self.config.all_secrets[0] if self.config.all_secrets else None
         if req.max_size is not None and not secret:
             raise AccessDeniedError("this relay has no relay secret, so it cannot bound a max-size upload "

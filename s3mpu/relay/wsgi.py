@@ -3,7 +3,8 @@
 A WSGI server imports this module, so configuration comes from the environment (the same
 variables and config file as the admin side, plus relay-only ones):
 
-- ``S3MPU_CONFIG``: s3cmd-format config file (default ``~/.s3cfg`` when present);
+- ``S3MPU_CONFIG`` (or s3cmd's ``S3CMD_CONFIG``, as the CLI reads): s3cmd-format config file
+  (default ``~/.s3cfg`` when present);
   ``AWS_*`` variables as usual; ``S3MPU_RELAY_SECRET`` / ``S3MPU_RELAY_SECRET_FILE``;
 - ``S3MPU_RELAY_TOKENS`` (API tokens file), ``S3MPU_RELAY_SEED_BUCKET``, ``S3MPU_RELAY_PUBLIC_URL``,
   ``S3MPU_RELAY_MAX_BODY`` (size), ``S3MPU_RELAY_TOKEN_GRACE``, ``S3MPU_RELAY_REFRESH_GRACE``,
@@ -29,7 +30,7 @@ from s3mpu.relay.config import RelayConfig, load_api_tokens
 def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
     """A RelayConfig from environment variables (see the module docstring)."""
     env = os.environ if env is None else env
-    settings = load_settings(env.get("S3MPU_CONFIG") or None, env=env)
+    settings = load_settings(None, env=env)  # S3MPU_CONFIG or S3CMD_CONFIG, as in the CLI
     if not settings.relay_secrets:
         raise ConfigError("the relay needs a secret: set S3MPU_RELAY_SECRET or S3MPU_RELAY_SECRET_FILE")
     kwargs: dict[str, Any] = {}

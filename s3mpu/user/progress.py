@@ -4,7 +4,10 @@ Why a protocol: workers only report facts (a part started, n bytes went out, a p
 and never know how they are shown. The CLI picks a sink: rich bars on a TTY
 (``s3mpu.cli.progress_rich``), one plain line every few seconds for cron logs, or nothing.
 Every sink here takes an injected clock and stream so the tests are deterministic.
-``advance`` may receive a negative count: a retried part gives back the bytes it had sent.
+``advance`` may receive a negative count: a failed attempt gives back the bytes it had sent.
+Sinks hold such a give-back (:class:`Rollbacks`) until the part reports again (its retry starts,
+or it is declared failed): a transfer stopped by Ctrl-C gives back every part in flight and
+never reports again, and a stopped display must keep its last values, not fall to 0 %.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from s3mpu.units import format_duration, format_size
+from s3mpu.units import format_duration, format_size, plural
 
 
 class ProgressSink(Protocol):
@@ -52,6 +55,45 @@ class NullProgress:
         pass
 
 
+class Rollbacks:
+    """Negative advances held per part until that part reports again (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, n: int, number: int) -> None:
+        with self._lock:
+            self._held[number] = self._held.get(number, 0) + n
+
+    def release(self, number: int) -> int:
+        """The held (negative) count for ``number``, now due; 0 when none."""
+        with self._lock:
+            return self._held.pop(number, 0)
+
+
+def describe_start(label: str, total: int, done: int, parts: int) -> str:
+    """The first line of an upload, the same in every display: what is sent, what is skipped."""
+    name = f"{label}: " if label else ""
+    if parts == 0 and total:
+        return f"nothing left to send: {name}{format_size(total)} already uploaded"
+    if done:
+        return (f"resuming {name}{plural(parts, 'part')}, {format_size(total - done)} to send; "
+                f"{format_size(done)} already uploaded")
+    return f"uploading {name}{plural(parts, 'part')}, {format_size(total)} to send"
+
+
+def describe_end(sent: int, skipped: int, elapsed: float, parts_done: int, parts_total: int) -> str:
+    """The closing line: bytes sent in this run and their rate; skipped bytes apart."""
+    if parts_total == 0:
+        return "nothing left to send" + (f" ({format_size(skipped)} already uploaded)" if skipped else "")
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)  # "0s" for a fast upload says nothing
+    line = (f"sent {format_size(sent)} in {took} ({format_size(rate)}/s), "
+            f"{parts_done} of {plural(parts_total, 'part')}")
+    return line + (f"; {format_size(skipped)} already uploaded before" if skipped else "")
+
+
 class Meter:
     """Byte counter with a sliding-window speed, shared by the textual sinks."""
 
@@ -67,6 +109,7 @@ class Meter:
         self.started = clock()
         self._samples: list[tuple[float, int]] = []
         self.lock = threading.Lock()
+        self.rollbacks = Rollbacks()
 
     def start(self, total: int, done: int, parts: int) -> None:
         with self.lock:
@@ -75,10 +118,23 @@ class Meter:
             self._samples = [(self.started, done)]
 
     def advance(self, n: int, number: int = 0) -> None:
+        if n < 0:
+            self.rollbacks.hold(n, number)
+            return
+        self.settle(number)
         with self.lock:
             self.done += n
             if number in self.active:
                 self.active[number][0] += n
+
+    def settle(self, number: int) -> None:
+        """Apply a give-back held for ``number``: the part reported again, so it really is retried."""
+        n = self.rollbacks.release(number)
+        if n:
+            with self.lock:
+                self.done += n
+                if number in self.active:
+                    self.active[number][0] += n
 
     def speed(self) -> float:
         """Bytes per second over the last ``window`` seconds (0 until there is a sample)."""
@@ -111,11 +167,10 @@ class PlainProgress:
     def start(self, total: int, done: int, parts: int) -> None:
         self.meter.start(total, done, parts)
         self._next = self.clock() + self.interval
-        resumed = f", {format_size(done)} already uploaded" if done else ""
-        self._write(f"uploading {self.label + ': ' if self.label else ''}{parts} parts, "
-                    f"{format_size(total - done)} to send{resumed}")
+        self._write(describe_start(self.label, total, done, parts))
 
     def part_started(self, number: int, size: int) -> None:
+        self.meter.settle(number)
         with self.meter.lock:
             self.meter.active[number] = [0, size]
 
@@ -125,6 +180,7 @@ class PlainProgress:
             self._tick()
 
     def part_finished(self, number: int, ok: bool) -> None:
+        self.meter.settle(number)
         with self.meter.lock:
             self.meter.active.pop(number, None)
             if ok:
@@ -146,17 +202,13 @@ class PlainProgress:
         eta = m.eta(speed)
         pct = 100.0 * m.done / m.total if m.total else 100.0
         return (f"{pct:5.1f}%  {format_size(m.done)} of {format_size(m.total)}  "
-                f"parts {m.parts_done}/{m.parts_total}  {format_size(speed)}/s  "
+                f"parts {m.parts_done}/{m.parts_total}  {format_size(max(0.0, speed))}/s  "
                 f"ETA {format_duration(eta) if eta is not None else '?'}")
 
     def close(self) -> None:
         m = self.meter
-        elapsed = self.clock() - m.started
-        sent = m.done - m.resumed
-        rate = sent / elapsed if elapsed > 0 else 0.0
-        took = f"{elapsed:.1f}s" if elapsed < 60 else format_duration(elapsed)  # "0s" for a fast upload says nothing
-        self._write(f"sent {format_size(sent)} in {took} ({format_size(rate)}/s), "
-                    f"parts {m.parts_done}/{m.parts_total}")
+        self._write(describe_end(m.done - m.resumed, m.resumed, self.clock() - m.started, m.parts_done,
+                                 m.parts_total))
 
     def _write(self, text: str) -> None:
         try:
@@ -173,22 +225,32 @@ class TqdmProgress:
         self.stream = stream
         self.kwargs = tqdm_kwargs
         self.bar: Any = None
+        self.rollbacks = Rollbacks()
 
     def start(self, total: int, done: int, parts: int) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                        file=self.stream, desc=f"{parts} parts", **self.kwargs)
+                        file=self.stream, desc=plural(parts, "part") + (" (resuming)" if done else ""), **self.kwargs)
+
+    def _settle(self, number: int) -> None:
+        n = self.rollbacks.release(number)
+        if n and self.bar is not None:
+            self.bar.update(n)
 
     def part_started(self, number: int, size: int) -> None:
-        pass
+        self._settle(number)
 
     def advance(self, n: int, number: int = 0) -> None:
+        if n < 0:
+            self.rollbacks.hold(n, number)
+            return
+        self._settle(number)
         if self.bar is not None:
             self.bar.update(n)
 
     def part_finished(self, number: int, ok: bool) -> None:
-        pass
+        self._settle(number)
 
     def close(self) -> None:
         if self.bar is not None:

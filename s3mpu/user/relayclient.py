@@ -18,7 +18,8 @@ from typing import Any
 import urllib3
 
 from s3mpu.errors import (AccessDeniedError, DataError, NoInputError, PartialError, S3mpuError, TempFailError,
-                      UsageError)
+                      UnsupportedError, UsageError)
+from s3mpu.s3errors import UNSUPPORTED_HINT
 
 log = logging.getLogger("s3mpu.user.relayclient")
 RETRY_STATUS = frozenset({500, 502, 503, 504})
@@ -155,8 +156,15 @@ def error_for(status: int, doc: dict[str, Any], what: str, url: str) -> S3mpuErr
     code = str(doc.get("error") or f"HTTP {status}")
     message = str(doc.get("message") or "no details")[:500]
     detail = f"{what}: the relay answered {status} {code}: {message}"
+    hint = str(doc.get("hint") or "")[:300]  # the relay knows which refusal it was: its hint fits it
+    if code == "unsupported":
+        return UnsupportedError(detail, hint or UNSUPPORTED_HINT)
     if status in (401, 403):
-        return AccessDeniedError(detail, "Ask the admin for a fresh manifest or API token (s3mpu mint --refresh).")
+        if hint:
+            return AccessDeniedError(detail, hint)
+        if code == "expired":
+            return AccessDeniedError(detail, "Ask the admin for a refreshed manifest (s3mpu mint --refresh).")
+        return AccessDeniedError(detail, "Ask the admin for a fresh manifest or API token.")
     if status == 409:
         return PartialError(detail, "Upload the missing parts (re-run s3mpu put; it resumes), then complete again.")
     if status in (400, 413, 422):

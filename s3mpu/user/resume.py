@@ -8,8 +8,10 @@ is trusted only when its size and ETag match the local file's MD5.
 """
 from __future__ import annotations
 
+import shlex
 import threading
 import time
+from contextvars import ContextVar
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,15 +19,23 @@ from typing import Any
 
 import urllib3
 
-from s3mpu.errors import AccessDeniedError, NoInputError, S3mpuError, TempFailError
+from s3mpu.errors import AccessDeniedError, NoInputError, S3mpuError, TempFailError, UnsupportedError
 from s3mpu.user.httpclient import HttpClient, ListedParts, list_parts
 from s3mpu.manifest import Manifest, Part
 from s3mpu.user.transfer import CHUNK, hash_range
 
 
+#: The put command line exactly as the user gave it (set by the CLI; unset for library callers).
+#: Hints quote it whole: a re-run that silently dropped ``--limit-rate`` or ``--parts`` would
+#: behave differently from the run it resumes.
+COMMAND_LINE: ContextVar[str | None] = ContextVar("s3mpu_command_line", default=None)
+
+
 def next_commands(manifest_path: str | None, file_path: str) -> tuple[str, str]:
+    """``(manifest path, the command that resumes this put)`` for hints."""
     mp = manifest_path or "MANIFEST"
-    return mp, f"s3mpu put {mp} {file_path}"
+    given = COMMAND_LINE.get()
+    return mp, given or f"s3mpu put {shlex.quote(mp)} {shlex.quote(file_path)}"
 
 
 
@@ -47,7 +57,7 @@ def preflight(m: Manifest, http: HttpClient, manifest_path: str | None, file_pat
             if m.list_parts_url:
                 try:
                     listed = list_parts(http, m.list_parts_url, pages=m.list_parts_pages)
-                except TempFailError:
+                except (TempFailError, UnsupportedError):
                     listed = None  # no ListParts on this server (s3rver: 405) or a 5xx: go on without it
             if listed is not None:
                 date = listed.date
@@ -80,7 +90,7 @@ def _reason(exc: BaseException) -> str:
 def expired_hint(manifest_path: str | None, file_path: str) -> str:
     mp, put = next_commands(manifest_path, file_path)
     return (f"Ask the admin to run: s3mpu mint --refresh {mp} -o NEW.json ; then resume with: "
-            f"{put.replace(mp, 'NEW.json', 1)}")
+            f"{put.replace(shlex.quote(mp), 'NEW.json', 1)}")
 
 
 def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[str, Any]], fd: int,

@@ -257,8 +257,8 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                 warn(f"at the current speed the upload ends in about {format_duration(eta)}, after the URLs expire "
                      f"({m.expires_at}); ask the admin now for a refreshed manifest (s3mpu mint --refresh {mp})")
 
-        progress.start(total, already, len(todo))
         try:
+            progress.start(total, already, len(todo))  # inside: a Ctrl-C while it prints still gets the hint
             outcome = transfer.run(todo, tick=tick)
         except KeyboardInterrupt:
             journal.close()

@@ -33,7 +33,7 @@ def plan_and_mint(server: Any, path: Path, tmp_path: Path, key: str = "planned.b
     r = run(["plan", str(path), "--part-size", "5M", "-o", str(plan_file)])
     assert r.exit_code == 0, r.output
     bucket = server.bucket()
-    out = tmp_path / f"{path.name}.manifest.json"
+    out = tmp_path / f"{path.name}.{key}.manifest.json"
     r = run(["mint", f"s3://{bucket}/{key}", "--plan", str(plan_file), "--expires", "1h", "-o", str(out)], server.env())
     assert r.exit_code == 0, r.output
     return load(out), bucket

@@ -48,18 +48,29 @@ def test_kill9_soak(e2e: Any, relay: Any, make_data: Any) -> None:
     _kill_trials(e2e, relay, make_data, trials=10, seed=99)
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT back to its default. A shell starts background jobs (``pytest ... &``)
+    with SIGINT ignored, the child inherits that, Python then installs no KeyboardInterrupt
+    handler, and Ctrl-C would do nothing. The test is about s3mpu's handling, so restore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_exit_130_and_resumes(e2e: Any, relay: Any, make_data: Any) -> None:
     size = 3 * 5 * MiB
     data = make_data(size, seed=21)
     m = e2e.mint(size=size, relay=relay.url)
-    proc = subprocess.Popen([*__import__("conftest").S3MPU, "put", str(m), str(data), "--limit-rate", "4M",
-                             "--progress", "none"], env=e2e.user_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    args = ["put", str(m), str(data), "--limit-rate", "4M", "-j", "2", "--progress", "plain"]
+    proc = subprocess.Popen([*__import__("conftest").S3MPU, *args], env=e2e.user_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the progress display's first line: the transfer is starting
+    assert first.startswith("uploading "), first
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
-    assert proc.returncode == 130, err
-    assert "Re-run the same command to resume" in err and "Traceback" not in err
+    assert proc.returncode == 130, first + err
+    assert "Traceback" not in err
+    # the exact command as given, options included: a re-run without --limit-rate would differ
+    assert f"Re-run the same command to resume: s3mpu {' '.join(args)}" in err, err
     assert not e2e.exists(m)
     r = e2e.put(m, data)
     assert r.code == 0, r.stderr
