@@ -32,7 +32,7 @@ from typing import Any
 
 from lab import (ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, stop_process,
                  wait_port)
-from report import print_table, summarize, targets
+from report import emit, print_table, summarize, targets
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -43,7 +43,7 @@ BUCKET = "s3mpu-bench"
 MiB = 1 << 20
 GiB = 1 << 30
 TOOLS = ["s3mpu", "aws", "s5cmd", "rclone", "s3cmd"]
-#: Optional extra row: ``s3mpu put --no-complete`` (the upload alone, no relay complete/HeadObject);
+#: Extra row: ``s3mpu put --no-complete`` (the upload alone, no relay complete);
 #: the parts are checked with ListParts, then the upload is aborted.
 EXTRA_TOOLS = ["s3mpu-upload"]
 IN_VENV_FLAG = "S3MPU_BENCH_IN_VENV"
@@ -224,7 +224,9 @@ class Bench:
             raise RuntimeError(f"{tool} failed with exit {r['rc']}: {r['stderr'].strip()[-800:]}")
         if not verify:
             return {k: v for k, v in r.items() if k not in ("stdout", "stderr")}
+        t0 = time.monotonic()  # the object's first HEAD: what the relay used to send after every complete
         head = self.client.head_object(Bucket=BUCKET, Key=key)
+        r["first_head"] = time.monotonic() - t0
         if head["ContentLength"] != self.size:
             raise RuntimeError(f"{tool} stored {head['ContentLength']} bytes, expected {self.size}")
         self.client.delete_object(Bucket=BUCKET, Key=key)
@@ -257,12 +259,26 @@ class Bench:
         return measure(["/bin/true"], self.base_env(), self.workdir)["rss_mib"]
 
 
+def run_scale(rounds: int, where: Path | None) -> dict[str, Any]:
+    """The 10,000-part figures of ``scale.py`` (its own rclone server and relay, in this venv)."""
+    from scale import Scale
+
+    log("10,000-part figures (scale.py)")
+    workdir = Path(tempfile.mkdtemp(prefix="s3mpu-scale-", dir=where))
+    scale = Scale(workdir)
+    try:
+        return scale.run(rounds, check_bytes=False)
+    finally:
+        scale.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--size", type=parse_size, default=GiB, help="file size (e.g. 512M, 1G; default 1G)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
     ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
-    ap.add_argument("--tools", default=",".join(TOOLS),
+    ap.add_argument("--tools", default=",".join(TOOLS + EXTRA_TOOLS),
                     help=f"comma-separated subset of {','.join(TOOLS + EXTRA_TOOLS)} (s3mpu-upload: put --no-complete, "
                          "the upload without the relay's complete and HeadObject)")
     ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
@@ -271,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part-size", help="s3mpu mint --part-size (default: s3mpu's own)")
     ap.add_argument("--complete", choices=["relay", "direct"], default="relay",
                     help="s3mpu completes through a relay (default) or with 'complete' and admin credentials")
-    ap.add_argument("--no-extras", action="store_true", help="skip the 10,000-part mint and --help timings")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="skip the 10,000-part figures (mint, info, status, first byte, relay complete) and --help")
     ap.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the table")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="benchmark venv (default benchmarks/.venv)")
     ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
@@ -300,25 +317,21 @@ def main(argv: list[str] | None = None) -> int:
                 runs[tool].append(r)
                 log(f"round {rnd + 1}/{args.rounds} {tool:<7} {r['wall']:6.2f} s wall  {r['cpu']:5.2f} s CPU  "
                     f"{r['rss_mib']:5.0f} MiB  server {r['server_cpu']:5.2f} s CPU")
-        mint10k = help_ = None
+        mint10k = help_ = scale10k = None
         if not args.no_extras and "s3mpu" in tools:
             mint10k = bench.time_mint_10k()
             help_ = bench.time_help()
+            scale10k = run_scale(args.rounds, Path(args.dir) if args.dir else None)
         floor = bench.rss_floor()
         summary = summarize(runs, args.size)
         result = {"size": args.size, "rounds": args.rounds, "server": f"{args.server} serve s3"
                   if args.server == "rclone" else "moto server", "file_dir": str(workdir.parent),
                   "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
-                  "summary": summary, "runs": runs, "mint_10k": mint10k, "help": help_,
-                  "targets": targets(summary, mint10k, help_),
+                  "summary": summary, "runs": runs, "mint_10k": mint10k, "help": help_, "scale_10k": scale10k,
+                  "targets": targets(summary, mint10k, help_, scale10k),
                   "load_average": [load_before, os.getloadavg()[0]], "rss_floor_mib": floor,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        if args.json:
-            json.dump(result, sys.stdout, indent=1)
-            print()
-        else:
-            print_table(result, TOOLS + EXTRA_TOOLS)
-        return 0
+        return emit(result, args.json, lambda r: print_table(r, TOOLS + EXTRA_TOOLS))
     finally:
         if bench is not None:
             bench.stop()

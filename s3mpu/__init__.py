@@ -18,6 +18,8 @@ User side (no credentials)::
     result = s3mpu.upload("raw.json", "raw.mov")               # tqdm bar (a widget in notebooks)
     result = s3mpu.upload("raw.json", "raw.mov", progress=lambda done, total: print(done, total))
     print(result.etag, result.mib_per_s)
+    s3mpu.upload("raw.json", "raw.mov", complete=False)        # parts only (or on several machines) ...
+    s3mpu.complete("raw.json")                                 # ... then complete, as `s3mpu complete` does
 
 Content-bound manifests (S3 itself refuses other bytes)::
 
@@ -42,6 +44,7 @@ _LAZY = {
     # verbs (the modules behind them are s3mpu.admin.mint, s3mpu.user.upload, s3mpu.admin.plan)
     "mint": ("s3mpu.api", "mint"),
     "upload": ("s3mpu.api", "upload"),
+    "complete": ("s3mpu.api", "complete"),
     "plan": ("s3mpu.api", "plan"),
     "refresh": ("s3mpu.admin.mint", "refresh"),
     "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),

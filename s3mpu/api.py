@@ -165,6 +165,26 @@ def upload(manifest: Manifest | str | os.PathLike[str], path: str | os.PathLike[
     return do_upload(manifest, path, progress=_progress(progress), **options)
 
 
+def complete(manifest: Manifest | str | os.PathLike[str], *, settings: Settings | None = None,
+             relay_url: str | None = None) -> dict[str, Any]:
+    """Complete the upload as ``s3mpu complete`` does; ``{key, bucket, etag, size, parts, completed, how}``.
+
+    Directly when ``settings`` (default: :func:`load_settings`) hold S3 credentials, else through the
+    manifest's relay (or ``relay_url``). The part MD5s this machine's journal recorded are checked;
+    completing an already-completed upload succeeds again.
+    """
+    from s3mpu.completing import complete_manifest
+
+    manifest_path = None
+    if not isinstance(manifest, Manifest):
+        manifest_path = str(manifest)
+        manifest = load(manifest)
+    reply, how = complete_manifest(manifest, settings if settings is not None else load_settings(),
+                                   relay_url=relay_url, manifest_path=manifest_path)
+    return {"key": manifest.key, "bucket": manifest.bucket, "etag": reply.get("etag"), "size": reply.get("size"),
+            "parts": reply.get("parts"), "completed": True, "how": how}
+
+
 def plan(path: str | os.PathLike[str], part_size: int | str | None = None, *,
          output: str | os.PathLike[str] | None = None) -> Plan:
     """Hash a file into a :class:`Plan` (per-part MD5, file SHA-256); written to ``output`` when given."""
@@ -176,4 +196,4 @@ def plan(path: str | os.PathLike[str], part_size: int | str | None = None, *,
     return p
 
 
-__all__ = ["mint", "upload", "plan", "CallbackProgress"]
+__all__ = ["mint", "upload", "complete", "plan", "CallbackProgress"]

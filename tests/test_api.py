@@ -115,3 +115,28 @@ def test_cli_mint_to_unwritable_output_creates_nothing(moto_server: Any, tmp_pat
                            env=moto_server.env())
     assert r.exit_code == 66 and "not a writable directory" in r.output
     assert moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_complete_like_the_cli_through_the_relay_and_directly(rclone_server: Any, relay_for: Any, make_data: Any,
+                                                             tmp_path: Path) -> None:
+    """s3mpu.complete: the journal's MD5s are checked, the relay is used without credentials, S3 with them."""
+    path = make_data(10 * MiB + 5)
+    bucket = rclone_server.bucket()
+    relay = relay_for(rclone_server).url
+    for n, settings in enumerate([Settings(), admin_settings(rclone_server)]):
+        out = tmp_path / f"m{n}.json"
+        s3mpu.mint(f"s3://{bucket}/api/complete-{n}", size=path.stat().st_size, part_size="5M", relay_url=relay,
+                   settings=admin_settings(rclone_server), output=out)
+        assert not s3mpu.upload(out, path, progress=False, complete=False).completed
+        done = s3mpu.complete(out, settings=settings)
+        assert done["how"] == ("through the relay" if n == 0 else "directly")
+        md5s = [hashlib.md5(path.read_bytes()[i:i + 5 * MiB]).hexdigest() for i in range(0, 10 * MiB + 5, 5 * MiB)]
+        assert done["etag"] == s3mpu.user.upload.composite_etag(md5s) and done["size"] == path.stat().st_size
+        again = s3mpu.complete(out, settings=settings)  # idempotent; the journal is gone, so no part list is sent:
+        whole = hashlib.md5(path.read_bytes()).hexdigest()  # rclone's HEAD then names the object by its plain MD5
+        assert again["size"] == done["size"] and again["etag"] in (done["etag"], whole)
+        body = rclone_server.client().get_object(Bucket=bucket, Key=f"api/complete-{n}")["Body"].read()
+        assert body == path.read_bytes()
+    with pytest.raises(s3mpu.ConfigError, match="no relay"):
+        s3mpu.complete(s3mpu.mint(f"s3://{bucket}/api/norelay", size=1, settings=admin_settings(rclone_server)),
+                       settings=Settings())

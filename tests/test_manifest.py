@@ -108,3 +108,57 @@ def test_parts_for_file_max_size() -> None:
 
 def test_schema_ships_in_package() -> None:
     assert manifests.schema()["title"] == "s3mpu manifest v1"
+
+
+def _big_doc(n: int = 10_000) -> dict[str, Any]:
+    return sample(size=n * 5 * MiB).to_dict()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d["parts"][9_999].update(md5="A" * 32), "manifest field parts[9999].md5: 'AAAA"),
+    (lambda d: d["parts"][9_998].update(number=0), "manifest field parts[9998].number: 0 is invalid (minimum 1)"),
+    (lambda d: d["parts"][5_000].update(extra=1), "manifest field parts[5000]: unexpected field 'extra'"),
+    (lambda d: d["parts"][7].pop("url"), "manifest field parts[7]: 'url' is missing"),
+    (lambda d: d["parts"].append(d["parts"][0]), "manifest field parts: "),
+    (lambda d: d.update(sha256="f" * 63), "manifest field sha256: 'ffff"),
+    (lambda d: d.update(relay={"token": "t"}), "manifest field relay: 'url' is missing"),
+    (lambda d: d.update(bogus=1, other=2), "manifest field (top level): unexpected fields 'bogus', 'other'"),
+    (lambda d: d.update(list_parts_pages=["ftp://x"]), "manifest field list_parts_pages[0]: 'ftp://x' is malformed"),
+])
+def test_one_validator_names_the_field_at_10000_parts(change: Any, message: str) -> None:
+    """fastjsonschema on the shipped schema is the only validator; its errors name the field, one line."""
+    doc = _big_doc()
+    change(doc)
+    with pytest.raises(ManifestError) as info:
+        manifests.validate(doc)
+    assert str(info.value.message).startswith(message), info.value.message
+    assert "\n" not in info.value.message and len(info.value.message) < 200
+
+
+def test_large_manifest_round_trips_through_its_json() -> None:
+    m = sample(size=10_000 * 5 * MiB)
+    text = m.to_json()
+    assert manifests.loads(text) == m
+    assert json.loads(text) == m.to_dict()
+    lines = text.splitlines()
+    assert len(lines) == len(m.to_dict()) + 10_000 + 3  # a line per field, a line per part, brackets
+    assert lines[0] == "{" and lines[1] == ' "format": "s3mpu.manifest/1",' and lines[-1] == "}"
+    first = lines.index(' "parts": [') + 1
+    assert json.loads(lines[first].rstrip(",")) == {"number": 1, "offset": 0, "size": 5 * MiB, "url": m.parts[0].url,
+                                                 "md5": None}
+    assert json.loads(m.to_json(indent=None)) == m.to_dict()
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("https://h/b/k?partNumber=1&uploadId=U&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F2026%2Fus&"
+     "X-Amz-Date=20261130T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=content-length%3Bhost&X-Amz-Signature=ab12",
+     "https://h/b/k?partNumber=1&uploadId=U&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=REDACTED&"
+     "X-Amz-Date=20261130T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=content-length%3Bhost&X-Amz-Signature=REDACTED"),
+    ("http://h/b/k?AWSAccessKeyId=AK&Expires=9&Signature=a%2Bb%3D&partNumber=2&uploadId=U",
+     "http://h/b/k?AWSAccessKeyId=REDACTED&Expires=9&Signature=REDACTED&partNumber=2&uploadId=U"),
+    ("https://h/b/k?x-amz-security-token=T0k&x-amz-signature=s#frag", "https://h/b/k?x-amz-security-token=REDACTED&"
+     "x-amz-signature=REDACTED"),
+    ("https://h/b/my-signature=k?uploadId=U", "https://h/b/my-signature=k?uploadId=U"),
+])
+def test_redact_url_masks_only_credentials(url: str, shown: str) -> None:
+    assert manifests.redact_url(url) == shown

@@ -136,45 +136,6 @@ def _is_manifest(path: str) -> bool:
     return head.lstrip().startswith(b"{") and b'"s3mpu.manifest/' in head
 
 
-def _journal_md5s(m: Any) -> tuple[list[str] | None, int | None]:
-    """Part MD5s and total size from this upload's journal when it covers parts 1..k of a layout."""
-    from s3mpu.user.journal import journal_path, read
-
-    header, parts = read(journal_path(m.upload_id))
-    if header is None or not parts:
-        return None, None
-    size = int(header.get("size", -1))
-    if size < 0:
-        return None, None
-    try:
-        every = m.parts_for_file(size)
-    except (IndexError, ValueError):
-        return None, None
-    if set(parts) != {p.number for p in every}:
-        return None, None
-    return [parts[p.number].md5 for p in every], size
-
-
-def _admin_client(app: AppContext, m: Any) -> Any | None:
-    """An S3 client when admin credentials are configured (flags, AWS_* or config), else None."""
-    from dataclasses import replace
-
-    settings = app.settings
-    if not (settings.has_static_credentials() or settings.profile):
-        return None
-    if not settings.endpoint_url:
-        settings = replace(settings, endpoint_url=m.endpoint, region=settings.region or m.region)
-    from s3mpu.config import s3_client
-
-    return s3_client(settings)
-
-
-def _forget(m: Any) -> None:
-    from s3mpu.user.journal import journal_path
-
-    journal_path(m.upload_id).unlink(missing_ok=True)
-
-
 @click.command()
 @click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
 @click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
@@ -191,31 +152,11 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
       s3mpu complete raw.json                  # user: through the manifest's relay
       AWS_PROFILE=admin s3mpu complete raw.json  # admin: directly with credentials
     """
-    from s3mpu.errors import ConfigError
+    from s3mpu.completing import complete_manifest
     from s3mpu.manifest import load
-    from s3mpu.user.upload import complete_via_relay, make_relay, verify_completed
 
     m = load(manifest_file)
-    md5s, size = _journal_md5s(m)
-    client = _admin_client(app, m)
-    if client is not None:
-        from s3mpu.admin.completion import complete_upload
-        from s3mpu.token import Identity
-
-        parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
-        reply = complete_upload(client, Identity.from_manifest(m), parts, size)
-        verify_completed(reply, md5s, size)
-        how = "directly"
-    elif (relay_url or (m.relay and m.relay.url)) and m.relay and m.relay.token:
-        reply = complete_via_relay(m, make_relay(m, relay_url), md5s, size, manifest_file)
-        how = "through the relay"
-    else:
-        raise ConfigError("this manifest names no relay and no S3 credentials are configured",
-                          "Give it to the admin to run 's3mpu complete MANIFEST' with credentials.")
-    _forget(m)
-    from s3mpu.user.journal import note_completed
-
-    note_completed(m.upload_id, reply.get("etag"), reply.get("size"))
+    reply, how = complete_manifest(m, app.settings, relay_url=relay_url, manifest_path=manifest_file)
     data = {"key": m.key, "bucket": m.bucket, "etag": reply.get("etag"), "size": reply.get("size"),
             "parts": reply.get("parts"), "completed": True}
     app.out.result(data, f"completed {m.uri} {how}: {reply.get('size')} bytes, ETag {reply.get('etag')}")
@@ -328,7 +269,9 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
         finally:
             http.close()
     if how is None:
-        client = _admin_client(app, m)
+        from s3mpu.completing import admin_client
+
+        client = admin_client(app.settings, m)
         if client is not None:
             from s3mpu.admin.housekeeping import abort_upload
 
@@ -339,6 +282,8 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
             raise errors[-1]
         raise ConfigError("this manifest names no relay or abort URL and no S3 credentials are configured",
                           "Ask the admin to run: s3mpu abortmp s3://BUCKET/KEY UPLOAD_ID")
-    _forget(m)
+    from s3mpu.completing import forget
+
+    forget(m)
     app.out.result({"key": m.key, "bucket": m.bucket, "upload_id": m.upload_id, "aborted": True},
                    f"aborted upload of {m.uri} {how}")

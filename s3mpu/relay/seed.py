@@ -81,11 +81,15 @@ class SeedApi:
         if meta:
             create["Metadata"] = meta
         client = self.config.s3()
+        if policy is not None:  # the token's max_uploads holds here too (issue 10)
+            self.service.check_uploads_limit(client, policy)
         with upstream("creating the upload"):
             try:
                 upload_id = client.create_multipart_upload(**create)["UploadId"]
             except Exception as exc:
                 raise classify_boto(exc, f"creating the upload of s3://{self.bucket}/{key}") from None
+        if policy is not None:
+            self.service.check_uploads_limit(client, policy, (self.bucket, key, upload_id))
         try:
             presigner = Presigner(client, self.bucket, key, upload_id, seconds)
             out: dict[str, Any] = {"UploadID": upload_id}

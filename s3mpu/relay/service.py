@@ -278,17 +278,17 @@ class RelayService:
         req.relay_url = (self.config.public_url or relay_url) if secret else None
         req.policy, req.policy_max_expires = policy.name, policy.max_expires
         client = self.config.s3()
-        self._check_uploads_limit(client, policy, None)
+        self.check_uploads_limit(client, policy)
         with upstream("minting"):
             m = mint(client, req, endpoint=self.config.endpoint(), region=self.config.region(), relay_secret=secret,
                      signature_version=self.config.settings.signature_version, now=now)
-        self._check_uploads_limit(client, policy, m)
+        self.check_uploads_limit(client, policy, (m.bucket, m.key, m.upload_id))
         log.info("minted s3://%s/%s upload=%s parts=%d for api token %s", m.bucket, m.key, m.upload_id,
                  len(m.parts), policy.name)
         return 201, m.to_dict()
 
 
-    def _check_uploads_limit(self, client: Any, policy: Any, minted: Any) -> None:
+    def check_uploads_limit(self, client: Any, policy: Any, created: tuple[str, str, str] | None = None) -> None:
         """429 when the policy's ``max_uploads`` is reached, counted from S3 itself (the relay is stateless).
 
         Counted before creating (nothing is created when already at the limit) and again after,
@@ -302,13 +302,13 @@ class RelayService:
 
         with upstream("counting uploads in progress"):
             count = len(list_uploads(client, policy.bucket, policy.prefix, with_parts=False))
-        if count <= policy.max_uploads - (0 if minted is not None else 1):
+        if count <= policy.max_uploads - (0 if created is not None else 1):
             return
-        if minted is not None:
+        if created is not None:  # (bucket, key, upload id) of the upload this request just created
             with upstream("aborting the upload over the limit"):
-                abort_upload(client, minted.bucket, minted.key, minted.upload_id)
+                abort_upload(client, *created)
         raise LimitError(f"API token {policy.name!r} may have at most {policy.max_uploads} upload(s) in progress "
-                         f"under s3://{policy.bucket}/{policy.prefix}; {count - (1 if minted else 0)} are",
+                         f"under s3://{policy.bucket}/{policy.prefix}; {count - (1 if created else 0)} already are",
                          "Complete or abort one (s3mpu complete / s3mpu abort), then mint again.")
 
 

@@ -1,4 +1,4 @@
-"""Seed API part URLs sign their lengths when the form gives the object's size and part size (issue 10, 5)."""
+"""Seed API grants (issue 10, 5): part URLs sign their lengths when the form gives them; max_uploads holds."""
 from __future__ import annotations
 
 import base64
@@ -53,3 +53,15 @@ def test_seed_urls_sign_the_lengths_the_form_gives(rclone_server) -> None:
         assert status == 201 and not signed_length(doc["1"])
     uploads = s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert sorted(u["Key"] for u in uploads) == ["seed/w", "seed/x"]
+
+
+def test_seed_presign_obeys_max_uploads(s3) -> None:
+    bucket = s3.bucket()
+    tokens = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "seed/", None, 3600, 1),)
+    with start_relay(relay_settings(s3), seed_bucket=bucket, api_tokens=tokens) as relay:
+        status, doc = _presign(relay.url, {"keyname": "seed/a", "1": _b64md5(b"a")}, API_TOKENS[0])
+        assert status == 201, doc
+        status, doc = _presign(relay.url, {"keyname": "seed/b", "1": _b64md5(b"b")}, API_TOKENS[0])
+        assert status == 429 and doc["error"] == "too_many_uploads" and "at most 1 upload" in doc["message"], doc
+    uploads = s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["seed/a"]

@@ -1,0 +1,58 @@
+"""The templated fast path of presigning (mint of 10,000 parts in ~0.1 s of signing instead of ~0.45 s).
+
+botocore's canonical request of one part becomes a template; it is used only when it reproduces
+botocore's canonical request for parts of other numbers and sizes, and the URLs stay
+byte-identical to ``generate_presigned_url``'s, for every manifest shape.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from s3mpu.admin.presign import Presigner, _KeyMemo, _Template
+from s3mpu.layout import plan_parts
+from test_presign import SHAPES, _client, _slow, frozen_clock  # noqa: F401 - the fixture is used by name
+
+MiB = 1 << 20
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("sign_length,with_md5", [(True, False), (True, True), (False, False), (False, True)])
+def test_template_signs_exactly_like_botocore(shape: dict[str, Any], sign_length: bool, with_md5: bool) -> None:
+    spans = plan_parts(2_000 * 5 * MiB + 3, 5 * MiB)  # 2,001 parts, the last one 3 bytes
+    md5s = [hashlib.md5(str(s.number).encode()).hexdigest() for s in spans] if with_md5 else None
+    p = Presigner(_client(**shape), "bucket-name", "dir/key with spaces+plus/ümlaut~tilde", "2~Upload.Id_-x", 3600)
+    fast = p.part_urls(spans, sign_length, md5s)
+    assert p.fast_path_used and p.template_used
+    picks = [0, 1, 999, 1_000, 1_999, 2_000]
+    assert [fast[i] for i in picks] == _slow(p, [spans[i] for i in picks], sign_length,
+                                             [md5s[i] for i in picks] if md5s else None)
+
+
+def test_template_refuses_a_canonical_request_it_cannot_reproduce() -> None:
+    canonical = "PUT\n/b/k\npartNumber=1&uploadId=u\ncontent-length:5\nhost:h\n\ncontent-length;host\nUNSIGNED-PAYLOAD"
+    sts = "AWS4-HMAC-SHA256\n20261130T000000Z\n20261130/us-east-1/s3/aws4_request\n" + "0" * 64
+    assert _Template.build(canonical, sts, 1, {"Content-Length": "5"}, "20261130T000000Z") is not None
+    assert _Template.build(canonical, sts, 2, {"Content-Length": "5"}, "t") is None  # part number not where said
+    assert _Template.build(canonical, sts, 1, {"Content-Length": "6"}, "t") is None  # header value differs
+    assert _Template.build(canonical, sts, 1, {"Content-Length": "5", "Content-MD5": "x"}, "t") is None
+    t = _Template.build(canonical, sts, 1, {"Content-Length": "5"}, "t")
+    assert t is not None and t.canonical(7, {"Content-Length": "9"}) == canonical.replace(
+        "partNumber=1", "partNumber=7").replace("content-length:5", "content-length:9")
+
+
+def test_key_memo_derives_each_key_once() -> None:
+    calls: list[tuple[bytes, str, bool]] = []
+
+    def sign(key: bytes, msg: str, hex: bool = False) -> Any:  # noqa: A002
+        calls.append((key, msg, hex))
+        return f"{key!r}{msg}".encode()
+
+    memo = _KeyMemo(sign)
+    assert memo(b"k", "20261130") == memo(b"k", "20261130") == b"b'k'20261130"
+    memo(b"k", "sts-1", hex=True)
+    memo(b"k", "sts-1", hex=True)
+    assert calls == [(b"k", "20261130", False), (b"k", "sts-1", True), (b"k", "sts-1", True)]
