@@ -152,3 +152,10 @@ def test_signature_v2_help_names_v2_only_stores_not_s3rver() -> None:
     r = run(["--help"])
     text = " ".join(r.output.split())
     assert "old Ceph RGW and other stores without SigV4" in text and "s3rver" not in text
+
+
+def test_expiry_beyond_sigv4_is_shown_as_given(moto_server: Any, tmp_path: Path) -> None:
+    r = run(["mint", f"s3://{moto_server.bucket()}/k", "--size", "1M", "--expires", "30d", "-o", tmp_path / "m.json"],
+            admin_env(moto_server))
+    assert r.exit_code == 64, r.output
+    assert "--expires 30d is beyond SigV4's 7-day limit" in r.stderr and "29d" not in r.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from s3mpu.user.progress import NullProgress, PlainProgress, TqdmProgress
 
@@ -144,9 +145,9 @@ def test_rich_keeps_last_values_after_ctrl_c_and_uses_binary_speed() -> None:
 def test_rich_speed_column_is_binary() -> None:
     from types import SimpleNamespace
 
-    from s3mpu.cli.progress_rich import _speed_column
+    from s3mpu.cli.progress_rich import binary_speed_column
 
-    col = _speed_column()
+    col = binary_speed_column()
     assert col.render(SimpleNamespace(finished_speed=None, speed=10 * MiB)).plain == "10.0 MiB/s"
     assert col.render(SimpleNamespace(finished_speed=None, speed=-5000.0)).plain == "0 B/s"
 
@@ -192,8 +193,7 @@ def test_nothing_left_to_send_is_said_so() -> None:
     p.start(total=40 * MiB, done=40 * MiB, parts=0)
     p.close()
     lines = out.getvalue().splitlines()
-    assert lines == ["nothing left to send: big.bin: 40.0 MiB already uploaded",
-                     "nothing left to send (40.0 MiB already uploaded)"]
+    assert lines == ["nothing left to send: big.bin: 40.0 MiB already uploaded"]
     assert "0 B/s" not in out.getvalue() and "parts 0/0" not in out.getvalue()
     buf = io.StringIO()
     r = RichProgress(Console(file=buf, force_terminal=True, width=120), "big.bin")
@@ -207,3 +207,24 @@ def test_one_part_is_singular() -> None:
     p = PlainProgress(out, clock=Clock())
     p.start(total=MiB, done=0, parts=1)
     assert out.getvalue().startswith("uploading 1 part, 1.0 MiB to send")
+
+
+def test_tqdm_shows_binary_units_and_keeps_last_values_after_ctrl_c() -> None:
+    buf = io.StringIO()
+    t = TqdmProgress(buf, mininterval=0)
+    _interrupted(t)
+    assert t.bar.n == 3 * MiB  # 75 %: the cancelled parts' give-backs are not applied
+    t.close()
+    text = buf.getvalue()
+    assert re.search(r"\d[KMGT]iB/s", text) and "75%" in text and "MB/s" not in text
+
+
+def test_no_display_uses_richs_decimal_speed_column() -> None:
+    """rich's TransferSpeedColumn is decimal (MB/s) beside binary totals: every display uses ours."""
+    from pathlib import Path
+
+    import s3mpu
+
+    root = Path(s3mpu.__file__).parent
+    users = [p.name for p in root.rglob("*.py") if "TransferSpeedColumn" in p.read_text(encoding="utf-8")]
+    assert users == []

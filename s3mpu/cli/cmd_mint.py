@@ -210,10 +210,12 @@ def _hash_with_progress(app: AppContext, file: str, part_size: int | None, make_
         total = os.stat(file).st_size
     except OSError:
         return make_plan(file, part_size)  # it raises the proper NoInputError
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from s3mpu.cli.progress_rich import binary_speed_column
 
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(binary_units=True),
-               TransferSpeedColumn(), TimeRemainingColumn())
+               binary_speed_column(), TimeRemainingColumn())
     with Progress(*columns, console=app.out.console, transient=True) as bar:
         task = bar.add_task(f"hashing {os.path.basename(file)}", total=total)
         return make_plan(file, part_size, progress=lambda n: bar.advance(task, n))

@@ -16,7 +16,7 @@ from s3mpu.user.progress import NullProgress, PlainProgress, ProgressSink, Rollb
 MAX_ACTIVE_ROWS = 8
 
 
-def _speed_column() -> Any:
+def binary_speed_column() -> Any:
     from rich.progress import ProgressColumn
     from rich.text import Text
 
@@ -52,7 +52,7 @@ class RichProgress:
         if not parts:
             return
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                                 DownloadColumn(binary_units=True), _speed_column(), TimeRemainingColumn(),
+                                 DownloadColumn(binary_units=True), binary_speed_column(), TimeRemainingColumn(),
                                  console=self.console, transient=False, refresh_per_second=5)
         self.progress.start()
         how = "resuming " if done else ""

@@ -207,6 +207,8 @@ class PlainProgress:
 
     def close(self) -> None:
         m = self.meter
+        if m.parts_total == 0:
+            return  # the first line already said "nothing left to send"
         self._write(describe_end(m.done - m.resumed, m.resumed, self.clock() - m.started, m.parts_done,
                                  m.parts_total))
 
@@ -230,7 +232,8 @@ class TqdmProgress:
     def start(self, total: int, done: int, parts: int) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
+        # unit "iB" with a 1024 divisor: tqdm prints its prefix before the unit, so "MiB/s" (binary, as elsewhere)
+        self.bar = tqdm(total=total, initial=done, unit="iB", unit_scale=True, unit_divisor=1024,
                         file=self.stream, desc=plural(parts, "part") + (" (resuming)" if done else ""), **self.kwargs)
 
     def _settle(self, number: int) -> None:

@@ -36,25 +36,28 @@ def mint(server: Any, relay_url: str, out: Path, *args: Any) -> dict[str, Any]:
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("bound", [False, True], ids=["plain", "plan-bound"])
+@pytest.mark.parametrize("kind", ["exact", "plan-bound", "max-size"])
 def test_readme_curl_loop_uploads_and_completes(rclone_server: Any, relay_for: Any, tmp_path: Path,
-                                                make_data: Any, bound: bool) -> None:
+                                                make_data: Any, kind: str) -> None:
     for tool in ("bash", "jq", "curl", "dd"):
         assert shutil.which(tool), f"{tool} is needed by the README's script (and installed in CI)"
     relay = relay_for(rclone_server)
     bucket = rclone_server.bucket()
     data = make_data(2 * 5 * MiB + 12345, name="raw.mov", seed=61)
     m_path = tmp_path / "raw.json"
-    if bound:
+    if kind == "plan-bound":
         plan = tmp_path / "raw.plan.json"
         r = CliRunner().invoke(cli, ["plan", str(data), "--part-size", "5M", "-o", str(plan)], catch_exceptions=False)
         assert r.exit_code == 0, r.output
         m = mint(rclone_server, relay.url, m_path, f"s3://{bucket}/raw.mov", "--plan", plan)
-        assert all(p["md5"] for p in m["parts"])
+        assert all(p["md5"] for p in m["parts"]) and len(m["parts"]) == 3
+    elif kind == "max-size":  # 5 parts of 5 MiB signed for full parts; the file fills 3, the last one short
+        m = mint(rclone_server, relay.url, m_path, f"s3://{bucket}/raw.mov", "--max-size", "25M", "--part-size", "5M")
+        assert m["size_is_max"] and len(m["parts"]) == 5 and m["parts"][2]["size"] == 5 * MiB
     else:
         m = mint(rclone_server, relay.url, m_path, f"s3://{bucket}/raw.mov", "--size", data.stat().st_size,
                  "--part-size", "5M")
-    assert len(m["parts"]) == 3
+        assert len(m["parts"]) == 3
     script = tmp_path / "upload.sh"
     script.write_text(readme_script())
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
