@@ -54,36 +54,33 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
+#: ``(exception class, HTTP status, error code)``: the first class the exception is an instance of
+#: answers, so subclasses come before their bases (AuthError before AccessDeniedError, ...).
+_HTTP_ERRORS: tuple[tuple[type[BaseException], int, str], ...] = (
+    (AuthError, 401, "unauthorized"),
+    (ConflictError, 409, "conflict"),
+    (MediaTypeError, 415, "unsupported_media_type"),
+    (RecursionError, 400, "bad_request"),  # JSON nested too deeply for the parser: the caller's input
+    (AccessDeniedError, 403, "forbidden"),  # "expired" when the message says so
+    (PartialError, 409, "parts_missing"),
+    (UsageError, 400, "bad_request"),
+    (DataError, 422, "parts_mismatch"),
+    (NoInputError, 404, "no_such_upload"),
+    (TempFailError, 502, "upstream_error"),
+    (UnsupportedError, 501, "unsupported"),  # the S3 server lacks the operation: not retryable, not the caller's fault
+    (ConfigError, 500, "relay_misconfigured"),
+)
+
+
 def http_error(exc: BaseException) -> tuple[int, str]:
     """``(status, error code)`` for an exception raised while handling a request."""
     from s3mpu.relay.config import LimitError
 
-    if isinstance(exc, LimitError):
-        return 429, "too_many_uploads"
-    if isinstance(exc, AuthError):
-        return 401, "unauthorized"
-    if isinstance(exc, ConflictError):
-        return 409, "conflict"
-    if isinstance(exc, MediaTypeError):
-        return 415, "unsupported_media_type"
-    if isinstance(exc, RecursionError):  # JSON nested too deeply for the parser: the caller's input
-        return 400, "bad_request"
-    if isinstance(exc, AccessDeniedError):
-        return 403, "expired" if "expired" in exc.message else "forbidden"
-    if isinstance(exc, PartialError):
-        return 409, "parts_missing"
-    if isinstance(exc, UsageError):
-        return 400, "bad_request"
-    if isinstance(exc, DataError):
-        return 422, "parts_mismatch"
-    if isinstance(exc, NoInputError):
-        return 404, "no_such_upload"
-    if isinstance(exc, TempFailError):
-        return 502, "upstream_error"
-    if isinstance(exc, UnsupportedError):  # the S3 server lacks the operation: not retryable, not the caller's fault
-        return 501, "unsupported"
-    if isinstance(exc, ConfigError):
-        return 500, "relay_misconfigured"
+    for cls, status, code in ((LimitError, 429, "too_many_uploads"), *_HTTP_ERRORS):
+        if isinstance(exc, cls):
+            if cls is AccessDeniedError and "expired" in getattr(exc, "message", ""):
+                return status, "expired"
+            return status, code
     return 500, "internal_error"
 
 
