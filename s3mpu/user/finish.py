@@ -28,15 +28,21 @@ def make_relay(m: Manifest, relay: Any, retries: int = 3, ca_bundle: str | None 
 
 
 def complete_via_relay(m: Manifest, relay_client: Any, md5s: Sequence[str] | None, size: int | None,
-                       manifest_path: str = "MANIFEST") -> dict[str, Any]:
-    """Ask the relay to complete, then check size and composite ETag against what we sent."""
+                       manifest_path: str = "MANIFEST", rerun: str | None = None) -> dict[str, Any]:
+    """Ask the relay to complete, then check size and composite ETag against what we sent.
+
+    A relay killed (or cut off) mid-complete may have completed the object already: the message
+    says so, and the re-run (``rerun``, default ``s3mpu complete``) tells which it was.
+    """
     assert m.relay and m.relay.token
     parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
     try:
         reply = relay_client.complete(m.relay.token, parts=parts, size=size)
     except TempFailError as exc:
-        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}",
-                            f"Nothing needs re-sending; run later: s3mpu complete {manifest_path}") from None
+        again = rerun or f"s3mpu complete {manifest_path}"
+        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}; the upload may already "
+                            "be complete if the relay got the request",
+                            f"Nothing needs re-sending; re-run later, it tells whether the object exists: {again}") from None
     verify_completed(reply, md5s, size)
     return reply
 
@@ -68,6 +74,9 @@ def already_completed(m: Manifest, relay_client: Any,
     try:
         reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
                                                                             for i, e in enumerate(md5s)], size=size)
+    except TempFailError as exc:  # not "ask for a new manifest": it may well be complete
+        raise TempFailError(f"the upload no longer exists on the server: it was completed or aborted, and the relay "
+                            f"could not tell which ({exc.message})", "Re-run the same command later; it will tell.") from None
     except S3mpuError:
         return None
     verify_completed(reply, md5s, size)

@@ -66,6 +66,7 @@ class Options:
     warn: Callable[[str], None]
     info: Callable[[str], None]
     debug: Callable[[str], None] = lambda _s: None
+    verify: bool = False  # re-read the file after the last part (put --verify)
 
 
 @dataclass
@@ -90,6 +91,11 @@ class Run:
     already: int = 0  # ... of which already on the server
     outcome: Outcome | None = None
     held: dict[int, tuple[int, str]] = field(default_factory=dict)  # stream: part -> (size, md5) on the server
+    lock: Any = None  # the per-upload UploadLock (one put per upload on this machine)
+    finished: bool = False  # the upload is complete: its lock file can go too
+    relay_status: dict[str, Any] | None = None  # the relay's /v1/status before the first byte
+    listing: list[dict[str, Any]] | None = None  # the server's parts, from the listing or the relay
+    found: dict[int, str] = field(default_factory=dict)  # parts the server holds with this file's MD5s
 
     @property
     def mp(self) -> str:
@@ -115,8 +121,10 @@ class Run:
     def close(self) -> None:
         try:
             self.source.close()
-        finally:
             self.http.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release(forget=self.finished)
 
 
 __all__ = ["UploadResult", "Options", "Run"]

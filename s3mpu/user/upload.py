@@ -39,7 +39,11 @@ from s3mpu.user.httpclient import HttpClient
 from s3mpu.user.journal import Journal, journal_path
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
-from s3mpu.user.resume import expired_hint, preflight, resume_from_server, server_parts
+from s3mpu.user.integrity import check_unchanged, known_parts, not_completed_message, verify_sent
+from s3mpu.user.integrity import ranges as _ranges
+from s3mpu.user.lock import UploadLock
+from s3mpu.user.resume import (etag_mismatches, expired_hint, preflight, relay_preflight, resume_from_server,
+                               server_parts)
 from s3mpu.user.sources import FileSource, Readable, StreamSource, check_content, check_file, file_parts, open_stdin
 from s3mpu.user.tail import with_tail_url
 from s3mpu.user.transfer import PartDone, PartTask, RetryPolicy, Transfer, split
@@ -57,8 +61,12 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
            connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
            cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
            proxy: str | None = None, memory: int | str | None = None, expect_size: int | str | None = None,
-           expect_sha256: str | None = None, debug: Callable[[str], None] | None = None) -> UploadResult:
+           expect_sha256: str | None = None, debug: Callable[[str], None] | None = None,
+           verify: bool = False) -> UploadResult:
     """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to.
+
+    ``verify`` re-reads the whole file after the last part and compares it with what was sent
+    (content proof, at the cost of a second read) before completing.
 
     ``path`` may be ``"-"`` (standard input) or a binary stream with ``readinto``: the parts are
     read as they come, each buffered once, with at most ``memory`` bytes of parts in memory
@@ -71,17 +79,19 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                    rate=parse_size(limit_rate) if isinstance(limit_rate, str) else limit_rate, subset=parts,
                    complete=complete, manifest_path=manifest_path, state_dir=state_dir,
                    progress=progress or NullProgress(), warn=warn or (lambda _s: None),
-                   info=info or (lambda _s: None), debug=debug or (lambda _s: None))
+                   info=info or (lambda _s: None), debug=debug or (lambda _s: None), verify=verify)
     started = time.monotonic()
     source = open_source(manifest, path, opts, memory, expect_size, expect_sha256)  # 66/65/64 before any network
     try:
         every, mine = source.parts(manifest, parts)
+        lock = UploadLock.acquire(manifest.upload_id, state_dir)  # 75 (another run) / 78 (state dir), nothing sent
     except BaseException:
         source.close()
         raise
     run = Run(manifest, source, opts, HttpClient(opts.jobs, connect_timeout=connect_timeout, read_timeout=read_timeout,
                                                  ca_bundle=ca_bundle, proxy=proxy),
-              make_relay(manifest, relay, ca_bundle=ca_bundle), cancel or threading.Event(), started, every, mine)
+              make_relay(manifest, relay, ca_bundle=ca_bundle), cancel or threading.Event(), started, every, mine,
+              lock=lock)
     try:
         gone = look_at_server(run)
         if gone is not None:
@@ -138,7 +148,9 @@ def look_at_server(run: Run) -> UploadResult | None:
             run.every = run.mine = source.parts(m, None)[0]
         if reply is None:
             raise
-        Journal(journal_path(m.upload_id, opts.state_dir), m.upload_id, m.bucket, m.key, run.source.identity).remove()
+        Journal(journal_path(m.upload_id, opts.state_dir), m.upload_id, m.bucket, m.key, run.source.identity).completed(
+            reply.get("etag"), reply.get("size", run.source.size))
+        run.finished = True
         return run.result(etag=reply.get("etag"), completed=True, parts_uploaded=0, parts_skipped=len(run.mine),
                           message="already completed earlier; the object matches the file")
     pre = run.pre
@@ -150,6 +162,8 @@ def look_at_server(run: Run) -> UploadResult | None:
         raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time "
                                 f"{utc_iso(run.server_now)}); nothing was sent",
                                 expired_hint(opts.manifest_path, run.source.name))
+    run.relay_status = relay_preflight(m, run.relay, opts.manifest_path, run.source.name, opts.warn) \
+        if opts.complete else None
     return None
 
 
@@ -157,36 +171,42 @@ def find_done(run: Run) -> None:
     """Which parts are already on the server: the journal, checked against the listing, else the server's list."""
     m, opts, pre = run.m, run.opts, run.pre
     journal = run.journal = Journal.open(m.upload_id, m.bucket, m.key, run.source.identity, opts.state_dir)
+    assert pre is not None
+    run.listing = listing = known_parts(pre, run.relay_status)
     if isinstance(run.source, StreamSource):
         run.held = stream_held(run, journal)
-        journal.start()
         return
     if journal.stale:
-        opts.warn(f"{run.source.name} changed since the last run (size or modification time); "
-                  "uploading every part again")
+        opts.warn(f"{run.source.name} changed since the last run ({'; '.join(journal.changes)}); checking every "
+                  "part against the server: parts it holds with the same MD5 are kept, the others are sent again")
     by_number = {p.number: p for p in run.every}
     done = {n for n, r in journal.parts.items() if n in by_number and r.size == by_number[n].size}
-    if pre is not None and pre.listed is not None and pre.listed.complete and done:
-        on_server = {int(h["number"]) for h in pre.listed.parts}
-        lost = done - on_server
+    if listing is not None and done:
+        lost = done - {int(h["number"]) for h in listing}
         if lost:
             opts.warn(f"{len(lost)} journalled part(s) are not on the server any more; sending them again")
             done -= lost
-    if (not journal.existed or journal.stale) and pre is not None:
-        held = server_parts(m, run.relay, pre, opts.warn)
+        other = etag_mismatches({n: journal.parts[n].md5 for n in done}, listing)
+        if other:
+            opts.warn(f"the server holds other bytes than this file's for part(s) {_ranges(other)} "
+                      "(sent from another file or machine); sending them again")
+            done -= set(other)
+    if not journal.existed or journal.stale:
+        held = listing if listing is not None else server_parts(m, run.relay, pre, opts.warn)
         if held:
-            found = resume_from_server(m, run.mine, held, run.source.fd, journal, run.cancel)
-            if found:
-                opts.info(f"the server already holds {len(found)} matching part(s); skipping them")
-            done |= found
-    journal.start()
+            run.found = resume_from_server(m, run.mine, held, run.source.fd, run.cancel)
+            if run.found:
+                opts.info(f"the server already holds {len(run.found)} matching part(s); skipping them")
+            done |= set(run.found)
     run.done = done
 
 
 def stream_held(run: Run, journal: Journal) -> dict[int, tuple[int, str]]:
     """What a stream's parts may match: ``{number: (size, md5)}`` the server holds (else the journal's)."""
     pre = run.pre
-    held = server_parts(run.m, run.relay, pre, run.opts.warn) if pre is not None else None
+    held = run.listing
+    if held is None and pre is not None:
+        held = server_parts(run.m, run.relay, pre, run.opts.warn)
     if held is None:
         return {n: (r.size, r.md5) for n, r in journal.parts.items()}
     return {int(h["number"]): (int(h.get("size", -1)), str(h.get("etag", "")).strip('"').lower()) for h in held}
@@ -201,6 +221,9 @@ def plan_sends(run: Run) -> None:
     send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
     run.todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in run.mine], run.done)
     run.source.check_content([t for t in run.todo if t.md5])  # content-bound: 65 before the first byte
+    by_number = {p.number: p for p in run.every}
+    for n, md5 in sorted(run.found.items()):  # the first journal write of a run that goes on
+        run.journal.record(n, by_number[n].size, md5)  # type: ignore[union-attr]
     run.total = sum(p.size for p in run.mine)
     run.already = sum(p.size for p in run.mine if p.number in run.done)
     left = run.total - run.already
@@ -303,21 +326,24 @@ def finish(run: Run) -> UploadResult:
                   "that the server already held from an earlier run")
     all_numbers = {p.number for p in run.every}
     recorded = set(journal.parts) & all_numbers
-    if not opts.complete:
-        result.message = f"all {len(run.mine)} part(s) uploaded; complete with: s3mpu complete {run.mp}"
-        return result
-    if recorded != all_numbers:
-        result.message = (f"parts {_ranges(sorted(run.mine_numbers))} uploaded; once every machine "
-                          f"is done, run: s3mpu complete {run.mp}")
+    if isinstance(run.source, FileSource):
+        source = run.source
+        check_unchanged(source.identity, source.fd, source.name)  # 65, nothing completed: a mix of two versions
+        if opts.verify:
+            verify_sent(source.fd, [p for p in run.every if p.number in recorded], journal.parts, source.name)
+    if not opts.complete or recorded != all_numbers:
+        on_server = {int(h["number"]) for h in run.listing or []} | recorded
+        result.message = not_completed_message(sorted(run.mine_numbers), sorted(all_numbers - on_server),
+                                               len(run.every), run.mp, run.source.name, asked=not opts.complete)
         return result
     if run.relay is None or not (m.relay and m.relay.token):
         result.message = ("all parts uploaded; this manifest names no relay: the admin completes with: "
                           f"s3mpu complete {run.mp}")
-        opts.warn(result.message)
         return result
     md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
-    reply = complete_via_relay(m, run.relay, md5s, result.size, run.mp)
-    journal.remove()
+    reply = complete_via_relay(m, run.relay, md5s, result.size, run.mp, rerun=run.put_cmd)
+    journal.completed(reply.get("etag"), reply.get("size", result.size))
+    run.finished = True
     result.etag = reply.get("etag")
     result.completed = True
     result.seconds = time.monotonic() - run.started
@@ -338,16 +364,6 @@ def _explain(err: S3mpuError, m: Manifest, manifest_path: str | None, file_path:
             return AccessDeniedError(f"{err.message}; the manifest expired at {m.expires_at}",
                                      expired_hint(manifest_path, file_path))
     return err
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    out: list[list[int]] = []
-    for n in sorted(numbers):
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
 
 
 __all__ = ["UploadResult", "upload", "check_file", "check_content", "file_parts", "complete_via_relay",
