@@ -239,11 +239,13 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, flags: Mapp
     return replace(s, config_file=str(path) if path and path.exists() else None)
 
 
-def s3_client(settings: Settings, max_pool_connections: int = 10) -> Any:
+def s3_client(settings: Settings, max_pool_connections: int = 10, *, connect_timeout: float = 60,
+              read_timeout: float = 60, max_attempts: int = 6) -> Any:
     """A botocore S3 client for these settings (boto3 is imported only here, on the admin side).
 
     ``max_pool_connections`` should be at least the number of threads sharing the client (the
-    relay): botocore's default of 10 makes a busier relay drop and reopen connections.
+    relay): botocore's default of 10 makes a busier relay drop and reopen connections. The relay
+    passes shorter timeouts and fewer attempts so a stalled S3 cannot hold its threads for minutes.
     """
     import boto3
     from botocore.config import Config
@@ -255,7 +257,8 @@ def s3_client(settings: Settings, max_pool_connections: int = 10) -> Any:
     s3cfg: dict[str, Any] = {"addressing_style": settings.addressing}
     cfg = Config(signature_version=settings.signature_version, s3=s3cfg,
                  proxies={"http": settings.proxy, "https": settings.proxy} if settings.proxy else None,
-                 retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=max_pool_connections)
+                 retries={"total_max_attempts": max_attempts, "mode": "standard"}, max_pool_connections=max_pool_connections,
+                 connect_timeout=connect_timeout, read_timeout=read_timeout)
     kwargs: dict[str, Any] = {"config": cfg, "region_name": settings.region or session.region_name or "us-east-1"}
     if settings.endpoint_url:
         kwargs["endpoint_url"] = settings.endpoint_url

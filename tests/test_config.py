@@ -239,7 +239,8 @@ def test_either_config_variable_works_for_cli_and_wsgi(tmp_path: Path, var: str,
     assert r.exit_code == 75 and "127.0.0.1:9000" in r.output and "credentials" not in r.output, r.output
     from s3mpu.relay.wsgi import config_from_env
 
-    cfg = config_from_env({var: str(path), "S3MPU_RELAY_SECRET": "x" * 32})
+    cfg = config_from_env({var: str(path), "S3MPU_RELAY_SECRET": "x" * 32, "S3MPU_RELAY_INSECURE_SECRET": "1",
+                           "S3MPU_RELAY_PUBLIC_URL": "https://relay.example"})
     assert cfg.settings.access_key == "FILEKEY" and cfg.settings.endpoint_url == "http://127.0.0.1:9000"
 
 

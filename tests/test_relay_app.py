@@ -227,6 +227,7 @@ def test_wsgi_app_from_environment(moto_server, monkeypatch, tmp_path) -> None:
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("S3MPU_RELAY_SECRET", RELAY_SECRET)
     monkeypatch.setenv("S3MPU_RELAY_MAX_BODY", "1K")
+    monkeypatch.setenv("S3MPU_RELAY_PUBLIC_URL", "https://relay.example")
     wsgi = importlib.import_module("s3mpu.relay.wsgi")
     monkeypatch.delitem(wsgi.__dict__, "app", raising=False)
     app = wsgi.app  # what "gunicorn s3mpu.relay.wsgi:app" loads
@@ -277,7 +278,8 @@ def test_graceful_stop_finishes_request_in_flight(moto_server) -> None:
 
     def in_flight() -> None:
         r = urllib3.PoolManager(retries=False).request("POST", relay.url + "/v1/status",
-                                                       body=json.dumps({"token": m.relay.token}).encode())
+                                                       body=json.dumps({"token": m.relay.token}).encode(),
+                                                       headers={"Content-Type": "application/json"})
         result["status"] = r.status
 
     t = threading.Thread(target=in_flight)
@@ -288,3 +290,39 @@ def test_graceful_stop_finishes_request_in_flight(moto_server) -> None:
     assert result == {"status": 200}
     with pytest.raises(urllib3.exceptions.HTTPError):
         urllib3.PoolManager(retries=False).request("GET", relay.url + "/healthz", timeout=2)
+
+
+def test_wsgi_refuses_unsafe_configuration(moto_server, monkeypatch) -> None:
+    from s3mpu.errors import ConfigError
+    from s3mpu.relay.wsgi import config_from_env
+
+    env = {**moto_server.env(), "S3MPU_RELAY_SECRET": RELAY_SECRET, "S3MPU_RELAY_PUBLIC_URL": "https://relay.example",
+           "HOME": "/nonexistent"}
+    assert config_from_env(env).public_url == "https://relay.example"
+    cases = [({"S3MPU_RELAY_SECRET": "x" * 30}, "weak"),
+             ({"S3MPU_RELAY_PUBLIC_URL": ""}, "PUBLIC_URL"),
+             ({"S3MPU_RELAY_SEED_BUCKET": "b"}, "overwrite"),
+             ({"S3MPU_RELAY_SEED_BUCKET": "b", "S3MPU_RELAY_SEED_OPEN": "1"}, "overwrite"),
+             ({"S3MPU_RELAY_S3_ATTEMPTS": "many"}, "not a number")]
+    for change, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            config_from_env({**env, **change})
+    open_seed = config_from_env({**env, "S3MPU_RELAY_SEED_BUCKET": "b", "S3MPU_RELAY_SEED_OPEN": "1",
+                                 "S3MPU_RELAY_SEED_PREFIX": "drop/", "S3MPU_RELAY_SEED_ACLS": "public-read",
+                                 "S3MPU_RELAY_S3_READ_TIMEOUT": "7", "S3MPU_RELAY_SECRET": "x" * 30,
+                                 "S3MPU_RELAY_INSECURE_SECRET": "1"})
+    assert (open_seed.seed_prefix, open_seed.seed_acls, open_seed.s3_read_timeout) == ("drop/", ("public-read",), 7.0)
+    assert open_seed.s3().meta.config.read_timeout == 7.0
+
+
+def test_secret_strength_estimate() -> None:
+    from s3mpu.errors import ConfigError
+    from s3mpu.relay.config import check_secrets, secret_bits
+
+    assert secret_bits("0123456789abcdef" * 2) >= 128  # openssl rand -hex 16
+    assert secret_bits("q8N3v/Jw2xK+7bYc0pLmZt1s9RfE4uHgAaD6iWoVn5U=") >= 128  # openssl rand -base64 32
+    assert secret_bits("x" * 200) == 0 and secret_bits("new-secret-1111") < 128 and secret_bits("a") == 0
+    with pytest.raises(ConfigError, match="weak"):
+        check_secrets((RELAY_SECRET, "a"))
+    assert check_secrets(("a",), insecure=True) == ["relay secret 1 of 1 is weak (about 0 bits, 1 characters)"]
+    assert check_secrets((RELAY_SECRET,), env_value=RELAY_SECRET) == []

@@ -9,6 +9,8 @@ import click
 
 from s3mpu.cli import AppContext, json_option
 from s3mpu.cli.params import DURATION, EXPIRES, S3OBJECT, SIZE
+from s3mpu.relay.config import (DEFAULT_CHANNEL_TIMEOUT, DEFAULT_CONNECTION_LIMIT, DEFAULT_REQUEST_TIMEOUT,
+                                DEFAULT_S3_ATTEMPTS, DEFAULT_S3_CONNECT_TIMEOUT, DEFAULT_S3_READ_TIMEOUT)
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -44,13 +46,36 @@ def _setup_logging(quiet: bool) -> None:
               help="Address to listen on (0.0.0.0:8080 for all interfaces; put TLS in front, see docs/relay.md).")
 @click.option("--secret-file", metavar="FILE",
               help="Relay secrets, one per line: the first signs, all verify (rotation). Also S3MPU_RELAY_SECRET.")
+@click.option("--insecure-secret", is_flag=True, help="Accept a relay secret below 128 bits (tests only).")
 @click.option("--tokens", "tokens_file", metavar="FILE", help="API tokens for POST /v1/mint (JSON, see docs/relay.md).")
 @click.option("--seed-api", "seed_bucket", metavar="BUCKET",
               help="Also serve the seed article's API on BUCKET: the form-encoded POST /presign and "
-                   "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged.")
-@click.option("--public-url", metavar="URL", help="The relay's URL as users reach it (written into minted manifests).")
+                   "POST /complete of the small server s3mpu grew out of. Clients written for it then work unchanged "
+                   "(needs --tokens, or --seed-api-open with --seed-prefix).")
+@click.option("--seed-api-open", is_flag=True,
+              help="Serve the seed API without API tokens (needs --seed-prefix: anyone may upload under it).")
+@click.option("--seed-prefix", default="", metavar="PREFIX", help="Prepended to every seed form keyname.")
+@click.option("--seed-acl", "seed_acls", multiple=True, metavar="ACL",
+              help="A canned ACL the seed API may set (repeatable; default: none but private).")
+@click.option("--seed-no-overwrite", is_flag=True, help="Seed uploads may not replace an existing object.")
+@click.option("--public-url", metavar="URL",
+              help="The relay's URL as users reach it (written into minted and refreshed manifests; "
+                   "default: the listening address).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Worker threads.")
-@click.option("--max-body", type=SIZE, default="2M", show_default=True, help="Largest request body accepted (413 beyond).")
+@click.option("--max-body", type=SIZE, default="2M", show_default=True,
+              help="Largest request body accepted (413 before it is read beyond).")
+@click.option("--connection-limit", type=click.IntRange(1, 10000), default=DEFAULT_CONNECTION_LIMIT,
+              show_default=True, help="Open connections at most (new ones wait in the backlog).")
+@click.option("--channel-timeout", type=DURATION, default=f"{DEFAULT_CHANNEL_TIMEOUT}s", show_default=True,
+              help="Close a connection idle this long.")
+@click.option("--request-timeout", type=DURATION, default=f"{DEFAULT_REQUEST_TIMEOUT}s", show_default=True,
+              help="Cut off a client that takes longer than this to send one whole request (slow clients).")
+@click.option("--s3-connect-timeout", type=click.FloatRange(0.1, 600), default=DEFAULT_S3_CONNECT_TIMEOUT,
+              show_default=True, help="Seconds to connect to S3.")
+@click.option("--s3-read-timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_S3_READ_TIMEOUT,
+              show_default=True, help="Seconds S3 may stay silent during one call.")
+@click.option("--s3-attempts", type=click.IntRange(1, 20), default=DEFAULT_S3_ATTEMPTS, show_default=True,
+              help="Attempts per S3 call (a stalled S3 costs about attempts x read timeout).")
 @click.option("--token-grace", type=DURATION, default="1d", show_default=True,
               help="How long after its URLs expire a manifest token may still complete, status or abort.")
 @click.option("--refresh-grace", type=DURATION, default="7d", show_default=True,
@@ -59,16 +84,22 @@ def _setup_logging(quiet: bool) -> None:
               help="Longest expiry /v1/refresh grants.")
 @click.option("--trusted-proxy", metavar="IP", help="Reverse proxy whose X-Forwarded-* headers are believed (e.g. 127.0.0.1).")
 @click.option("--no-object-size-header", is_flag=True, help="Do not send x-amz-mp-object-size at complete.")
+@click.option("--check-config", is_flag=True,
+              help="Check secret, tokens file, credentials and the S3 endpoint, print the limits, and exit "
+                   "(0 when fine, 78 on a problem).")
 @click.pass_obj
-def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: str | None, seed_bucket: str | None,
-          public_url: str | None, threads: int, max_body: int, token_grace: int, refresh_grace: int,
-          max_refresh_expires: int, trusted_proxy: str | None, no_object_size_header: bool) -> None:
+def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret: bool, tokens_file: str | None,
+          seed_bucket: str | None, seed_api_open: bool, seed_prefix: str, seed_acls: tuple[str, ...],
+          seed_no_overwrite: bool, public_url: str | None, threads: int, max_body: int, connection_limit: int,
+          channel_timeout: int, request_timeout: int, s3_connect_timeout: float, s3_read_timeout: float,
+          s3_attempts: int, token_grace: int, refresh_grace: int, max_refresh_expires: int,
+          trusted_proxy: str | None, no_object_size_header: bool, check_config: bool) -> None:
     """Run the relay: completes uploads for holders of a manifest, without seeing their bytes.
 
     It holds the S3 credentials (same config as the admin side) and the relay secret. It is
     stateless: run as many as you like behind a load balancer. One JSON access-log line per
     request goes to stderr; SIGTERM/SIGINT stop it gracefully. Production setup (systemd,
-    gunicorn, nginx with TLS, secret rotation): docs/relay.md.
+    gunicorn, nginx with TLS, secret rotation, threat model): docs/relay.md.
 
     The seed article's API (--seed-api): s3mpu grew out of an article whose small server
     presigned multipart uploads with two form-encoded calls, POST /presign and POST /complete.
@@ -79,13 +110,15 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
     Examples:
       S3MPU_RELAY_SECRET=... s3mpu relay --listen 127.0.0.1:8080
       s3mpu -c /etc/s3mpu/s3cfg relay --secret-file /etc/s3mpu/secret --tokens /etc/s3mpu/tokens.json
-      s3mpu relay --listen 0.0.0.0:8080 --seed-api uploads --trusted-proxy 127.0.0.1
+      s3mpu -c /etc/s3mpu/s3cfg relay --secret-file /etc/s3mpu/secret --check-config
+      s3mpu relay --listen 0.0.0.0:8080 --seed-api uploads --tokens t.json --trusted-proxy 127.0.0.1
     """
+    import os
     from dataclasses import replace
 
     from s3mpu.config import read_secret_file, require_credentials
-    from s3mpu.errors import ConfigError
-    from s3mpu.relay.config import RelayConfig, load_api_tokens
+    from s3mpu.errors import ConfigError, NoInputError
+    from s3mpu.relay.config import RelayConfig, check_secrets, load_api_tokens
     from s3mpu.relay.server import serve
 
     host, port = _listen(listen)
@@ -95,22 +128,36 @@ def relay(app: AppContext, listen: str, secret_file: str | None, tokens_file: st
         if not secrets:
             raise ConfigError(f"relay secret file {secret_file} holds no secret", "Put one secret per line in it.")
         settings = replace(settings, relay_secrets=tuple(dict.fromkeys([*secrets, *settings.relay_secrets])))
-    if not settings.relay_secrets:
-        raise ConfigError("the relay needs a secret to check manifest tokens",
-                          "Set S3MPU_RELAY_SECRET, relay_secret_file in the [s3mpu] config section, or --secret-file.")
-    api_tokens = load_api_tokens(tokens_file) if tokens_file else ()
-    from s3mpu.config import s3_client
-
-    client = s3_client(settings, max_pool_connections=max(10, threads))
-    require_credentials(client)
+    warnings = check_secrets(settings.relay_secrets, insecure_secret, os.environ.get("S3MPU_RELAY_SECRET"))
+    try:
+        api_tokens = load_api_tokens(tokens_file) if tokens_file else ()
+    except NoInputError as exc:  # a missing tokens file is a configuration problem (78), like a bad one
+        raise ConfigError(exc.message, "Fix --tokens FILE (see docs/relay.md for its format).") from None
     config = RelayConfig(settings=settings, token_grace=token_grace, refresh_grace=refresh_grace,
                          max_refresh_expires=max_refresh_expires, max_body=max_body, api_tokens=api_tokens,
-                         seed_bucket=seed_bucket, public_url=public_url.rstrip("/") if public_url else None,
-                         object_size_header=not no_object_size_header, s3_client_factory=lambda: client)
+                         seed_bucket=seed_bucket, seed_open=seed_api_open, seed_prefix=seed_prefix,
+                         seed_acls=seed_acls, seed_no_overwrite=seed_no_overwrite,
+                         public_url=public_url.rstrip("/") if public_url else None,
+                         object_size_header=not no_object_size_header, connection_limit=connection_limit,
+                         channel_timeout=channel_timeout, request_timeout=request_timeout,
+                         s3_connect_timeout=s3_connect_timeout, s3_read_timeout=s3_read_timeout,
+                         s3_attempts=s3_attempts, max_pool_connections=max(10, threads))
+    config.validate()
+    for w in warnings:
+        app.out.warn(w)
+    client = config.s3()
+    require_credentials(client)
+    if check_config:
+        from s3mpu.cli.relay_check import check_config as run_check
+
+        run_check(app, config, threads)
+        return
     _setup_logging(app.out.quiet)
     if seed_bucket and not api_tokens:
-        app.out.warn(f"the seed API is open: anyone who reaches this relay can create uploads in {seed_bucket} "
-                     "(add --tokens FILE to require API tokens)")
+        app.out.warn(f"the seed API is open: anyone who reaches this relay can upload under "
+                     f"s3://{seed_bucket}/{seed_prefix} (add --tokens FILE to require API tokens)")
+    if not public_url and host in ("0.0.0.0", "::", ""):
+        app.out.warn(f"no --public-url: manifests this relay mints or refreshes will name http://{listen}")
     waitress_options: dict[str, Any] = {}
     if trusted_proxy:
         waitress_options.update(trusted_proxy=trusted_proxy, trusted_proxy_count=1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,18 @@ DEFAULT_MAX_BODY = 2 * MiB  # a complete with 10,000 parts and their ETags is ~7
 DEFAULT_TOKEN_GRACE = 86400
 DEFAULT_REFRESH_GRACE = 7 * 86400
 DEFAULT_MAX_REFRESH_EXPIRES = 7 * 86400
+# Connection limits (waitress): a slow client may hold a connection for at most REQUEST_TIMEOUT
+# while sending one request, and an idle keep-alive one for CHANNEL_TIMEOUT.
+DEFAULT_CONNECTION_LIMIT = 250
+DEFAULT_CHANNEL_TIMEOUT = 30
+DEFAULT_REQUEST_TIMEOUT = 20
+# The relay's own S3 calls: a stalled S3 costs at most about attempts x read timeout.
+DEFAULT_S3_CONNECT_TIMEOUT = 5.0
+DEFAULT_S3_READ_TIMEOUT = 30.0
+DEFAULT_S3_ATTEMPTS = 3
+MIN_SECRET_BITS = 128
+CANNED_ACLS = frozenset({"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+                         "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write"})
 
 
 class AuthError(AccessDeniedError):
@@ -42,6 +55,8 @@ class ApiToken:
     max_expires: int = 7 * 86400
     #: uploads in progress allowed under bucket/prefix (counted from S3 at each mint), None = no limit
     max_uploads: int | None = None
+    acls: tuple[str, ...] = ()  # canned ACLs the seed API may set for this token ("private" is always fine)
+    no_overwrite: bool = False  # refuse to create an object that already exists
 
     def matches(self, presented_sha256: bytes) -> bool:
         return hmac.compare_digest(bytes.fromhex(self.sha256), presented_sha256)
@@ -94,7 +109,8 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
         where = f"API tokens file {path}, tokens[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: not an object")
-        unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires", "max_uploads"}
+        unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires", "max_uploads",
+                            "acls", "no_overwrite"}
         if unknown:
             raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         if bool(t.get("token")) == bool(t.get("sha256")):
@@ -114,12 +130,56 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
                 raise ValueError(f"max_uploads must be a positive whole number, not {max_uploads!r}")
         except (UsageError, ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        acls = t.get("acls") or []
+        if not isinstance(acls, list) or not all(isinstance(a, str) and a in CANNED_ACLS for a in acls):
+            raise ConfigError(f"{where}: \"acls\" must be a list of canned ACLs ({', '.join(sorted(CANNED_ACLS))})")
+        if not isinstance(t.get("no_overwrite", False), bool):
+            raise ConfigError(f"{where}: \"no_overwrite\" must be true or false")
         name = str(t.get("name") or f"token{i + 1}")
         if any(o.name == name for o in out):
             raise ConfigError(f"{where}: the name {name!r} is used twice; give every token its own name")
         out.append(ApiToken(name, digest, t["bucket"], str(t.get("prefix") or ""), max_size, max_expires,
-                            max_uploads))
+                            max_uploads, tuple(acls), bool(t.get("no_overwrite", False))))
     return tuple(out)
+
+
+def secret_bits(secret: str) -> float:
+    """A conservative estimate of a secret's strength: length x log2(alphabet of the character classes used).
+
+    Eight distinct characters at least, so ``xxxx...`` does not pass for strong however long it is.
+    ``openssl rand -hex 16`` (32 hex digits) and ``openssl rand -base64 32`` both reach 128 bits.
+    """
+    if len(set(secret)) < 8:
+        return 0.0
+    pool = sum(n for chars, n in ((str.islower, 26), (str.isupper, 26), (str.isdigit, 10))
+               if any(chars(c) and c.isascii() for c in secret))
+    pool += 32 if any(not (c.isascii() and c.isalnum()) for c in secret) else 0
+    return len(secret) * math.log2(max(pool, 2))
+
+
+def check_secrets(secrets: tuple[str, ...], insecure: bool = False, env_value: str | None = None) -> list[str]:
+    """Refuse relay secrets weaker than 128 bits (unless ``insecure``); return warnings to show.
+
+    A weak relay secret lets anyone forge manifest tokens offline, i.e. complete, abort or refresh
+    any upload; the relay refuses to start with one rather than serve forgeable tokens.
+    """
+    if not secrets:
+        raise ConfigError("the relay needs a secret to check manifest tokens",
+                          "Set S3MPU_RELAY_SECRET, relay_secret_file in the [s3mpu] config section, or --secret-file.")
+    warnings = []
+    for i, s in enumerate(secrets, 1):
+        bits = secret_bits(s)
+        if bits < MIN_SECRET_BITS:
+            what = f"relay secret {i} of {len(secrets)} is weak (about {bits:.0f} bits, {len(s)} characters)"
+            if not insecure:
+                raise ConfigError(f"{what}; anyone could forge manifest tokens",
+                                  "Generate one with: openssl rand -base64 32 (or start with --insecure-secret "
+                                  "for a test).")
+            warnings.append(what)
+    if env_value and "," in env_value:
+        warnings.append(f"S3MPU_RELAY_SECRET holds a comma: it is read as {len(secrets)} secrets (rotation); "
+                        "put a secret that contains a comma in a secret file instead")
+    return warnings
 
 
 @dataclass
@@ -134,7 +194,19 @@ class RelayConfig:
     max_body: int = DEFAULT_MAX_BODY
     api_tokens: tuple[ApiToken, ...] = ()
     seed_bucket: str | None = None
-    public_url: str | None = None  # written into minted manifests; default: the URL the request came in on
+    public_url: str | None = None  # written into minted manifests; default: listen_url (never the Host header)
+    listen_url: str | None = None  # set by the server once it listens
+    seed_open: bool = False  # serve the seed API without API tokens (needs seed_prefix)
+    seed_prefix: str = ""  # prepended to every seed form keyname
+    seed_acls: tuple[str, ...] = ()  # canned ACLs the seed API may set (besides "private")
+    seed_no_overwrite: bool = False  # seed uploads may not replace an existing object
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT
+    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
+    s3_connect_timeout: float = DEFAULT_S3_CONNECT_TIMEOUT
+    s3_read_timeout: float = DEFAULT_S3_READ_TIMEOUT
+    s3_attempts: int = DEFAULT_S3_ATTEMPTS
+    max_pool_connections: int = 16
     check_endpoint: bool = True  # refuse tokens minted for another S3 endpoint
     object_size_header: bool = True  # send x-amz-mp-object-size at complete
     s3_client_factory: Callable[[], Any] | None = None
@@ -155,8 +227,35 @@ class RelayConfig:
                 else:
                     from s3mpu.config import s3_client
 
-                    self._client = s3_client(self.settings)
+                    self._client = s3_client(self.settings, max_pool_connections=self.max_pool_connections,
+                                             connect_timeout=self.s3_connect_timeout,
+                                             read_timeout=self.s3_read_timeout, max_attempts=self.s3_attempts)
             return self._client
+
+    def validate(self) -> None:
+        """Refuse settings that would make the relay unsafe (exit 78 / ConfigError at start-up)."""
+        if self.seed_bucket and not self.api_tokens and not (self.seed_open and self.seed_prefix):
+            raise ConfigError(f"the seed API on {self.seed_bucket} would let anyone overwrite any object in it",
+                              "Give API tokens (--tokens FILE), or --seed-api-open with --seed-prefix PREFIX to "
+                              "confine anonymous uploads to PREFIX.")
+        bad = [a for a in self.seed_acls if a not in CANNED_ACLS]
+        if bad:
+            raise ConfigError(f"--seed-acl {bad[0]!r} is not a canned ACL ({', '.join(sorted(CANNED_ACLS))})")
+        if self.seed_prefix and any(seg in (".", "..") for seg in self.seed_prefix.split("/")[:-1]):
+            raise ConfigError(f"--seed-prefix {self.seed_prefix!r} has a '.' or '..' segment")
+        for name in ("connection_limit", "channel_timeout", "request_timeout", "s3_attempts", "max_body"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"the relay's {name.replace('_', ' ')} must be at least 1")
+        if self.s3_connect_timeout <= 0 or self.s3_read_timeout <= 0:
+            raise ConfigError("the relay's S3 timeouts must be positive")
+
+    def limits(self) -> dict[str, Any]:
+        """The effective limits, as printed by ``s3mpu relay --check-config`` and documented."""
+        return {"max_body": self.max_body, "connection_limit": self.connection_limit,
+                "channel_timeout": self.channel_timeout, "request_timeout": self.request_timeout,
+                "token_grace": self.token_grace, "refresh_grace": self.refresh_grace,
+                "max_refresh_expires": self.max_refresh_expires, "s3_connect_timeout": self.s3_connect_timeout,
+                "s3_read_timeout": self.s3_read_timeout, "s3_attempts": self.s3_attempts}
 
     def endpoint(self) -> str:
         return str(self.s3().meta.endpoint_url)

@@ -5,30 +5,42 @@ Existing integrations were written against the seed's small Flask server; enabli
 checks: each part URL binds that part's Content-MD5 (so S3 refuses other bytes), ``/complete``
 verifies the parts with ListParts before completing, and when API tokens are configured the
 endpoints require one (bearer header) and apply its policy.
+
+Safe by default: without API tokens it serves only with ``seed_open`` and a ``seed_prefix``
+(prepended to every form ``keyname``), sets no canned ACL but ``private`` unless allowed, and
+can refuse to overwrite. The ``UploadID`` it hands out is a *ticket*: the S3 upload id plus an
+HMAC (relay secret) over it, the key, the part count and a digest of the part MD5s, so
+``/complete`` finishes only uploads ``/presign`` created, exactly as presigned (every part,
+with those bytes), and answers 404 for anything else before asking S3 anything.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from s3mpu.admin.completion import complete_upload, list_parts
-from s3mpu.errors import AccessDeniedError, NoInputError, PartialError, UsageError
+from s3mpu.errors import AccessDeniedError, DataError, NoInputError, PartialError, UsageError
 from s3mpu.layout import MAX_OBJECT_SIZE, MAX_PARTS, PartSpan
 from s3mpu.admin.mint import expires_in
 from s3mpu.admin.presign import Presigner
 from s3mpu.s3errors import classify_boto
 from s3mpu.token import Identity
 from s3mpu.relay.config import ApiToken, RelayConfig, find_api_token
-from s3mpu.relay.service import RelayService, upstream
+from s3mpu.relay.config import CANNED_ACLS
+from s3mpu.relay.inputs import refuse_dot_segments
+from s3mpu.relay.service import ConflictError, RelayService, upstream
 
 log = logging.getLogger("s3mpu.relay")
-CANNED_ACLS = {"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
-               "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write"}
 DEFAULT_EXPIRES = 3600
+_TICKET = "s3mpu-seed1"
+_NOT_FOUND = ("no such upload", "Complete with the keyname and the UploadID that /presign returned.")
 
 
 class SeedApi:
@@ -36,12 +48,15 @@ class SeedApi:
 
     def __init__(self, config: RelayConfig, service: RelayService) -> None:
         assert config.seed_bucket
+        config.validate()
         self.config = config
         self.service = service
         self.bucket = config.seed_bucket
 
     def _policy(self, bearer: str | None, key: str) -> ApiToken | None:
         if not self.config.api_tokens:
+            if not (self.config.seed_open and self.config.seed_prefix):  # validate() refuses this at start-up
+                raise AccessDeniedError("the seed API is not open on this relay")
             return None
         policy = find_api_token(self.config.api_tokens, bearer)
         if not policy.allows_key(self.bucket, key):
@@ -51,7 +66,7 @@ class SeedApi:
 
     def presign(self, form: Mapping[str, str], bearer: str | None) -> tuple[int, dict[str, Any]]:
         """Create the upload and one Content-MD5-bound URL per numbered part MD5."""
-        key = _keyname(form)
+        key = self._key(form)
         policy = self._policy(bearer, key)
         seconds = _int(form.get("expires"), "expires", DEFAULT_EXPIRES)
         if policy is not None and seconds > policy.max_expires:
@@ -75,12 +90,19 @@ class SeedApi:
         acl = form.get("x-amz-acl")
         if acl:
             if acl not in CANNED_ACLS:
-                raise UsageError(f"x-amz-acl {acl!r} is not a canned ACL ({', '.join(sorted(CANNED_ACLS))})")
-            create["ACL"] = acl
+                raise UsageError(f"x-amz-acl {acl[:40]!r} is not a canned ACL ({', '.join(sorted(CANNED_ACLS))})")
+            allowed = set(self.config.seed_acls) | set(policy.acls if policy is not None else ())
+            if acl != "private" and acl not in allowed:  # "private" is every new object's ACL anyway: not sent
+                raise AccessDeniedError(f"x-amz-acl {acl} is not allowed on this relay",
+                                        "Leave x-amz-acl out, or ask the relay's admin to allow it (--seed-acl).")
+            if acl != "private":
+                create["ACL"] = acl
         meta = {k[len("x-amz-meta-"):]: v for k, v in form.items() if k.lower().startswith("x-amz-meta-")}
         if meta:
             create["Metadata"] = meta
         client = self.config.s3()
+        if self._no_overwrite(policy):
+            self._refuse_existing(client, key)
         if policy is not None:  # the token's max_uploads holds here too (issue 10)
             self.service.check_uploads_limit(client, policy)
         with upstream("creating the upload"):
@@ -92,7 +114,9 @@ class SeedApi:
             self.service.check_uploads_limit(client, policy, (self.bucket, key, upload_id))
         try:
             presigner = Presigner(client, self.bucket, key, upload_id, seconds)
-            out: dict[str, Any] = {"UploadID": upload_id}
+            ticket = self._ticket(key, upload_id, md5s, int(now.timestamp()) + seconds,
+                                  policy.name if policy is not None else "")
+            out: dict[str, Any] = {"UploadID": ticket}
             for n, md5_hex in enumerate(md5s, 1):
                 out[str(n)] = presigner.part_url(PartSpan(n, 0, lengths[n - 1] if lengths else 0),
                                                  sign_length=lengths is not None, md5_hex=md5_hex)
@@ -105,12 +129,15 @@ class SeedApi:
         return 201, out
 
     def complete(self, form: Mapping[str, str], bearer: str | None) -> tuple[int, dict[str, Any]]:
-        """Complete from ListParts after checking the parts are 1..N, equal-sized but the last."""
-        key = _keyname(form)
+        """Complete an upload /presign created: every presigned part there with its MD5, nothing else."""
+        key = self._key(form)
         policy = self._policy(bearer, key)
-        upload_id = form.get("uploadid") or ""
-        if not upload_id:
+        ticket = form.get("uploadid") or ""
+        if not ticket:
             raise UsageError("the form field uploadid is required")
+        upload_id, count, digest, policy_name = self._check_ticket(key, ticket)
+        if policy is not None and policy.name != policy_name:
+            raise NoInputError(*_NOT_FOUND)  # another token's upload: as good as not there
         client = self.config.s3()
         limit = policy.max_size if policy is not None and policy.max_size is not None else MAX_OBJECT_SIZE
         with upstream("completing the upload"):
@@ -118,17 +145,97 @@ class SeedApi:
                 held: list[dict[str, Any]] | None = list_parts(client, self.bucket, key, upload_id)
             except NoInputError:
                 held = None  # gone: complete_upload tells "completed already" from "never existed"
-            if held == []:
-                raise PartialError(f"upload {upload_id} has no parts yet", "Upload the parts, then complete.")
-            # The seed's client completes once every part is sent: what ListParts shows (1..N, no gap,
-            # equal sizes but the last) is the whole object.
-            part_size = held[0]["size"] if held else 1
-            count = max(p["number"] for p in held) if held else MAX_PARTS
-            identity = Identity(self.config.endpoint(), self.bucket, key, upload_id, limit, True, max(part_size, 1),
+            parts = None
+            if held is not None:
+                parts = _exact_parts(held, count, digest)
+                if self._no_overwrite(policy):
+                    self._refuse_existing(client, key)
+            part_size = max(held[0]["size"], 1) if held else 1
+            identity = Identity(self.config.endpoint(), self.bucket, key, upload_id, limit, True, part_size,
                                 count, 0)
-            result = complete_upload(client, identity, object_size_header=self.config.object_size_header)
+            result = complete_upload(client, identity, parts, object_size_header=self.config.object_size_header)
         log.info("seed complete s3://%s/%s upload=%s size=%d", self.bucket, key, upload_id, result["size"])
         return 200, {"status_code": 200, "etag": result["etag"], "size": result["size"], "key": key}
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _key(self, form: Mapping[str, str]) -> str:
+        key = self.config.seed_prefix + _keyname(form)
+        if len(key.encode("utf-8", "surrogatepass")) > 1024:
+            raise UsageError("keyname is longer than S3's 1024 bytes (with the relay's prefix)")
+        refuse_dot_segments(key)
+        return key
+
+    def _no_overwrite(self, policy: ApiToken | None) -> bool:
+        return self.config.seed_no_overwrite or (policy is not None and policy.no_overwrite)
+
+    def _refuse_existing(self, client: Any, key: str) -> None:
+        """HEAD check for the no-overwrite policy (409); a race between two uploads of one key remains."""
+        try:
+            client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return
+            raise classify_boto(exc, f"checking s3://{self.bucket}/{key}") from None
+        raise _Exists(f"s3://{self.bucket}/{key} exists and this relay may not overwrite it",
+                      "Pick another keyname.")
+
+    def _ticket(self, key: str, upload_id: str, md5s: list[str], expires: int, policy: str) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(
+            {"u": upload_id, "n": len(md5s), "d": _digest(md5s), "e": expires, "p": policy},
+            separators=(",", ":")).encode()).rstrip(b"=").decode()
+        mac = _mac(self.config.all_secrets[0], payload, key)
+        return f"{_TICKET}.{payload}.{mac}"
+
+    def _check_ticket(self, key: str, ticket: str) -> tuple[str, int, str, str]:
+        """``(upload id, part count, MD5 digest, policy name)`` from a ticket this relay signed for ``key``."""
+        try:
+            prefix, payload, mac = ticket.split(".")
+            if prefix != _TICKET or len(ticket) > 4096:
+                raise ValueError(prefix)
+            if not any(hmac.compare_digest(_mac(s, payload, key), mac) for s in self.config.all_secrets if s):
+                raise ValueError("mac")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", payload):
+                raise ValueError("payload")
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            upload_id, count, digest, expires, policy = data["u"], data["n"], data["d"], data["e"], data["p"]
+            if not (isinstance(upload_id, str) and isinstance(count, int) and isinstance(digest, str)
+                    and isinstance(expires, int) and isinstance(policy, str)):
+                raise ValueError("fields")
+        except (ValueError, TypeError, KeyError, RecursionError, binascii.Error):
+            raise NoInputError(*_NOT_FOUND) from None
+        if self.config.clock() > expires + self.config.token_grace:
+            raise NoInputError(*_NOT_FOUND)
+        return upload_id, count, digest, policy
+
+
+class _Exists(ConflictError):
+    """The object exists and the policy forbids overwriting it (409; the seed's client gets 422)."""
+
+
+def _digest(md5s: list[str]) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256("".join(md5s).encode()).digest()).rstrip(b"=").decode()
+
+
+def _mac(secret: str, payload: str, key: str) -> str:
+    msg = f"{_TICKET}.{payload}\n{key}".encode("utf-8", "surrogatepass")
+    return base64.urlsafe_b64encode(hmac.new(secret.encode(), msg, hashlib.sha256).digest()).rstrip(b"=").decode()
+
+
+def _exact_parts(held: list[dict[str, Any]], count: int, digest: str) -> list[dict[str, Any]]:
+    """The parts to complete with: exactly 1..count, whose ETags are the presigned MD5s."""
+    numbers = {p["number"] for p in held}
+    missing = [n for n in range(1, count + 1) if n not in numbers]
+    if not held:
+        raise PartialError("the upload has no parts yet", "Upload the parts, then complete.")
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise PartialError(f"{len(missing)} of {count} parts are not on the server: {shown}",
+                           "Upload them, then complete again.")
+    chosen = sorted((p for p in held if p["number"] <= count), key=lambda p: p["number"])
+    if _digest([str(p["etag"]).strip('"').lower() for p in chosen]) != digest:
+        raise DataError("the parts on the server are not the bytes that were presigned",
+                        "Upload each part again with the bytes whose MD5 was sent to /presign.")
+    return [{"number": p["number"], "etag": p["etag"]} for p in chosen]
 
 
 def _keyname(form: Mapping[str, str]) -> str:

@@ -4,13 +4,22 @@ waitress is a production WSGI server (thread pool, request buffering, no dev-ser
 that is pure Python, so the relay runs the same on every platform. In the foreground,
 SIGTERM and SIGINT stop accepting new connections and let requests in flight finish
 (graceful shutdown, as systemd and container runtimes expect).
+
+Limits against connection exhaustion (all in :class:`RelayConfig`): at most
+``connection_limit`` open connections; a connection idle for ``channel_timeout`` is closed;
+and, beyond waitress, a client that has not sent a whole request within ``request_timeout``
+of starting it is cut off (so slow clients trickling header lines cannot hold connections).
+A body declared larger than ``max_body`` is refused as soon as its headers arrive, before any
+of it is read or spooled. Errors waitress answers itself are JSON like the app's.
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +27,7 @@ from s3mpu.config import Settings
 from s3mpu.relay.config import RelayConfig
 
 log = logging.getLogger("s3mpu.relay")
+access_log = logging.getLogger("s3mpu.relay.access")
 
 
 @dataclass
@@ -51,18 +61,84 @@ def _make_config(settings: Settings | RelayConfig, app_options: dict[str, Any]) 
     return RelayConfig(settings=settings, **app_options)
 
 
+_WAITRESS_CODES = {400: "bad_request", 413: "payload_too_large", 431: "request_header_fields_too_large",
+                   500: "internal_error"}
+
+
+def _channel_class(request_timeout: int) -> type:
+    """waitress's channel with JSON error answers and a clock on the request being received."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+        def execute(self) -> None:
+            err = self.request.error
+            code = int(getattr(err, "code", 400))
+            text = str(getattr(err, "body", "") or getattr(err, "reason", "bad request"))
+            message = "request body exceeds the relay's limit" if code == 413 else text
+            rid = uuid.uuid4().hex
+            error = _WAITRESS_CODES.get(code, "bad_request")
+            body = (json.dumps({"error": error, "message": message, "request_id": rid},
+                               separators=(",", ":")) + "\n").encode()
+            self.status = f"{code} {getattr(err, 'reason', 'Bad Request')}"
+            self.response_headers.extend([("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                          ("X-Request-Id", rid)])
+            access_log.info(json.dumps({"rid": rid, "remote": self.channel.addr[0] if self.channel.addr else "-",
+                                        "status": code, "error": error, "by": "waitress"}, separators=(",", ":")))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class RelayChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = JsonErrorTask
+        request_started = 0.0
+
+        def received(self, data: bytes) -> bool:
+            if data and self.request is None:
+                self.request_started = time.time()
+            return bool(super().received(data))
+
+    RelayChannel.request_timeout = request_timeout
+    return RelayChannel
+
+
+def _maintenance(server: Any, now: float) -> None:
+    """waitress's idle-channel sweep, plus: close a channel whose request is still incomplete after
+    ``request_timeout`` (waitress alone keeps a client that sends a byte now and then forever)."""
+    type(server).maintenance(server, now)
+    for channel in list(server.active_channels.values()):
+        started = getattr(channel, "request_started", 0.0)
+        if channel.request is not None and not channel.requests and started and \
+                now - started > channel.request_timeout:
+            channel.will_close = True
+
+
+def waitress_limits(config: RelayConfig) -> dict[str, Any]:
+    """The waitress adjustments that enforce the relay's limits."""
+    return {"connection_limit": config.connection_limit, "channel_timeout": config.channel_timeout,
+            "cleanup_interval": 1, "max_request_body_size": config.max_body + 1,  # waitress refuses >= this
+            "max_request_header_size": 64 * 1024, "asyncore_use_poll": True}
+
+
 def _create_server(config: RelayConfig, host: str, port: int, threads: int, **waitress_options: Any) -> Any:
-    """waitress's own body limit sits far above the app's, so an oversized body normally gets the
-    app's JSON 413 (waitress spools bodies over 512 KiB to a temporary file, not RAM); only a body
-    declared beyond 64 x the limit is cut off by waitress itself (plain-text 413)."""
-    from waitress.server import create_server
+    """A waitress server for the app with the relay's limits (see the module docstring)."""
+    import types
+
+    from waitress.server import BaseWSGIServer, create_server
 
     from s3mpu.relay.app import create_app
 
+    config.validate()
     app = create_app(config)
-    return create_server(app, host=host, port=port, threads=threads, ident="s3mpu-relay",
-                         max_request_body_size=64 * config.max_body + (1 << 20), asyncore_loop_timeout=0.2,
-                         clear_untrusted_proxy_headers=True, **waitress_options)
+    options = {**waitress_limits(config), **waitress_options}
+    server = create_server(app, host=host, port=port, threads=threads, ident="s3mpu-relay",
+                           asyncore_loop_timeout=0.2, clear_untrusted_proxy_headers=True, **options)
+    channel = _channel_class(config.request_timeout)
+    for s in [server, *getattr(server, "map", {}).values()]:
+        if isinstance(s, BaseWSGIServer):
+            s.channel_class = channel
+            s.maintenance = types.MethodType(_maintenance, s)
+    return server
 
 
 def _run(server: Any, stopping: threading.Event, timeout: float) -> None:
@@ -113,6 +189,7 @@ def start_relay(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", po
     config = _make_config(settings, app_options)
     server = _create_server(config, host, port, threads, **(waitress_options or {}))
     real_port = int(server.effective_port)
+    config.listen_url = config.listen_url or _url(host, real_port)
     stopping = threading.Event()
     thread = threading.Thread(target=_run, args=(server, stopping, 5.0), name=f"s3mpu-relay-{real_port}",
                               daemon=True)
@@ -139,9 +216,11 @@ def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: in
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         url = _url(host, int(server.effective_port))
-        log.info("relay listening on %s (%d threads)", url, threads)
+        config.listen_url = config.listen_url or url
         if ready is not None:
-            ready(url)
+            ready(url)  # the caller announces it (once)
+        else:
+            log.info("relay listening on %s (%d threads)", url, threads)
         _run(server, stopping, shutdown_timeout)
     finally:
         for s, h in old.items():

@@ -18,8 +18,12 @@ from s3mpu import token as tokens
 from s3mpu.admin.completion import complete_upload, list_parts
 from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
                       TempFailError, UnsupportedError, UsageError)
-from s3mpu.units import format_duration, parse_expires, utc_iso
+from s3mpu.units import format_duration, utc_iso
 from s3mpu.relay.config import AuthError, RelayConfig
+from s3mpu.relay.inputs import client_parts as _client_parts
+from s3mpu.relay.inputs import expires as _expires
+from s3mpu.relay.inputs import is_utf8 as _utf8
+from s3mpu.relay.inputs import refuse_dot_segments
 
 log = logging.getLogger("s3mpu.relay")
 _TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -31,6 +35,15 @@ class UpstreamError(TempFailError):
     """S3 refused or failed a call made with the relay's own credentials (HTTP 502)."""
 
 
+class MediaTypeError(UsageError):
+    """A JSON endpoint was sent another Content-Type (HTTP 415): a browser's simple cross-site POST."""
+
+
+class ConflictError(S3mpuError):
+    """The request conflicts with what S3 holds, e.g. an object the policy forbids overwriting (HTTP 409)."""
+
+
+_MAX_TOKEN = 64 * 1024  # far above any real token (a 10,000-part plan's digest is 43 characters)
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove tokens, URL signatures and the given secrets from text bound for a log line."""
     text = _SIG_RE.sub(r"\1REDACTED", _TOKEN_RE.sub("v1.REDACTED", text))
@@ -48,6 +61,12 @@ def http_error(exc: BaseException) -> tuple[int, str]:
         return 429, "too_many_uploads"
     if isinstance(exc, AuthError):
         return 401, "unauthorized"
+    if isinstance(exc, ConflictError):
+        return 409, "conflict"
+    if isinstance(exc, MediaTypeError):
+        return 415, "unsupported_media_type"
+    if isinstance(exc, RecursionError):  # JSON nested too deeply for the parser: the caller's input
+        return 400, "bad_request"
     if isinstance(exc, AccessDeniedError):
         return 403, "expired" if "expired" in exc.message else "forbidden"
     if isinstance(exc, PartialError):
@@ -96,10 +115,14 @@ class RelayService:
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise AuthError("the request has no manifest token", 'Send {"token": "<relay token from the manifest>"}.')
+        if len(token) > _MAX_TOKEN:
+            raise AuthError("relay token is malformed (too long)", "Use the token from the manifest the admin minted.")
         try:  # first the signature alone: a forged or altered token is 401
             tokens.verify(token, secrets, now=0)
         except AccessDeniedError as exc:
             raise AuthError(exc.message, exc.hint) from None
+        except (RecursionError, ValueError, TypeError, OverflowError, AttributeError):  # never a 500 for input
+            raise AuthError("relay token is malformed", "Use the token from the manifest the admin minted.") from None
         identity = tokens.verify(token, secrets, now=self.config.clock(),
                                  grace=self.config.token_grace if grace is None else grace)
         if self.config.check_endpoint and _norm(identity.endpoint) != _norm(self.config.endpoint()):
@@ -109,9 +132,7 @@ class RelayService:
 
     def complete(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         identity = self.authenticate(body)
-        parts = body.get("parts")
-        if parts is not None and (not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts)):
-            raise UsageError('"parts" must be a list of {"number", "etag"} objects')
+        parts = _client_parts(body.get("parts"))
         size = body.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise UsageError('"size" must be a non-negative integer')
@@ -283,7 +304,6 @@ class RelayService:
                  len(m.parts), policy.name)
         return 201, m.to_dict()
 
-
     def check_uploads_limit(self, client: Any, policy: Any, created: tuple[str, str, str] | None = None) -> None:
         """429 when the policy's ``max_uploads`` is reached, counted from S3 itself (the relay is stateless).
 
@@ -329,14 +349,6 @@ def _norm(url: str) -> str:
     return url.rstrip("/").lower()
 
 
-def _expires(value: Any, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise UsageError('"expires" must be a duration ("12h"), "+3600", an epoch or ISO-8601')
-    return parse_expires(value if isinstance(value, str) else f"+{value}", now)
-
-
 def _mint_request(body: Mapping[str, Any]) -> Any:
     from s3mpu.admin.mint import MintRequest
 
@@ -353,8 +365,11 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
     bucket, key = body.get("bucket"), body.get("key")
     if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
         raise UsageError('"bucket" and "key" are required strings')
+    if not _utf8(bucket) or not _utf8(key):
+        raise UsageError('"bucket" and "key" must be valid Unicode (no lone surrogates)')
     if len(key.encode("utf-8")) > 1024:
         raise UsageError('"key" is longer than S3\'s 1024 bytes')
+    refuse_dot_segments(key)
     meta = body.get("metadata") or {}
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise UsageError('"metadata" must be an object of strings')
@@ -379,4 +394,4 @@ def _mint_request(body: Mapping[str, Any]) -> Any:
     return req
 
 
-__all__ = ["RelayService", "AuthError", "UpstreamError", "http_error", "scrub", "S3mpuError"]
+__all__ = ["RelayService", "AuthError", "UpstreamError", "ConflictError", "MediaTypeError", "http_error", "scrub", "S3mpuError"]

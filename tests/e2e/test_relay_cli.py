@@ -91,8 +91,60 @@ def test_relay_refuses_to_start_without_secret_or_credentials(rclone_server, tmp
     r = s3mpu("relay", "--listen", f"127.0.0.1:{port}", env=_env(**rclone_server.env(), HOME=str(tmp_path)))
     assert r.returncode == 78 and "secret" in r.stderr
     r = s3mpu("relay", "--listen", f"127.0.0.1:{port}",
-              env=_env(S3MPU_RELAY_SECRET="x" * 20, HOME=str(tmp_path), AWS_CONFIG_FILE="/nonexistent",
+              env=_env(S3MPU_RELAY_SECRET=RELAY_SECRET, HOME=str(tmp_path), AWS_CONFIG_FILE="/nonexistent",
                        AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_EC2_METADATA_DISABLED="true"))
     assert r.returncode == 78 and "credentials" in r.stderr
-    r = s3mpu("relay", "--listen", "nonsense", env=_env(S3MPU_RELAY_SECRET="x" * 20, HOME=str(tmp_path)))
+    r = s3mpu("relay", "--listen", "nonsense", env=_env(S3MPU_RELAY_SECRET=RELAY_SECRET, HOME=str(tmp_path)))
     assert r.returncode == 64
+
+
+def test_start_up_message_printed_once(relay_proc) -> None:
+    url, _bucket, proc, log = relay_proc
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    lines = [line for line in log.read_text().splitlines() if "listening on" in line]
+    assert len(lines) == 1, lines
+
+
+def test_relay_refuses_weak_secret_and_open_seed_api(rclone_server, tmp_path) -> None:
+    env = _env(**rclone_server.env(), HOME=str(tmp_path))
+    port = str(free_port())
+    weak = s3mpu("relay", "--listen", f"127.0.0.1:{port}", env={**env, "S3MPU_RELAY_SECRET": "x" * 20})
+    assert weak.returncode == 78 and "weak" in weak.stderr and "openssl rand" in weak.stderr
+    short = s3mpu("relay", "--listen", f"127.0.0.1:{port}", env={**env, "S3MPU_RELAY_SECRET": "Ab1-cdefghij"})
+    assert short.returncode == 78 and "weak" in short.stderr
+    ok = s3mpu("relay", "--insecure-secret", "--check-config", env={**env, "S3MPU_RELAY_SECRET": "Ab1-cdefghij"})
+    assert ok.returncode == 0 and "weak" in ok.stderr, ok.stderr
+    comma = s3mpu("relay", "--check-config", env={**env, "S3MPU_RELAY_SECRET": f"{RELAY_SECRET},{RELAY_SECRET}x"})
+    assert comma.returncode == 0 and "comma" in comma.stderr, comma.stderr
+    strong = {**env, "S3MPU_RELAY_SECRET": RELAY_SECRET}
+    bucket = rclone_server.bucket()
+    for extra in ([], ["--seed-api-open"], ["--seed-prefix", "drop/"]):
+        r = s3mpu("relay", "--listen", f"127.0.0.1:{port}", "--seed-api", bucket, *extra, env=strong)
+        assert r.returncode == 78 and "overwrite" in r.stderr and "--seed-prefix" in r.stderr, r.stderr
+    r = s3mpu("relay", "--check-config", "--seed-api", bucket, "--seed-api-open", "--seed-prefix", "drop/", env=strong)
+    assert r.returncode == 0 and "open, under prefix 'drop/'" in r.stdout
+
+
+def test_check_config(rclone_server, tmp_path) -> None:
+    env = _env(**rclone_server.env(), HOME=str(tmp_path), S3MPU_RELAY_SECRET=RELAY_SECRET)
+    bucket = rclone_server.bucket()
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"tokens": [{"name": "alice", "token": API_TOKENS[0], "bucket": bucket}]}))
+    r = s3mpu("relay", "--check-config", "--tokens", str(tokens), "--connection-limit", "77", env=env)
+    assert r.returncode == 0, r.stderr
+    for text in ("bucket " + bucket + " reachable", "connection-limit: 77", "max-body: 2.0 MiB", "request-timeout: 20 s",
+                 "s3-attempts: 3", "configuration OK"):
+        assert text in r.stdout, (text, r.stdout)
+    assert RELAY_SECRET not in r.stdout + r.stderr and API_TOKENS[0] not in r.stdout + r.stderr
+    problems = {
+        "bad tokens file": (["--tokens", str(tmp_path / "missing.json")], {}),
+        "unknown bucket": (["--seed-api", "no-such-bucket", "--seed-api-open", "--seed-prefix", "p/"], {}),
+        "S3 down": (["--s3-attempts", "1", "--s3-connect-timeout", "1"],
+                    {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}),
+        "weak secret": ([], {"S3MPU_RELAY_SECRET": "short"}),
+    }
+    for what, (args, extra) in problems.items():
+        r = s3mpu("relay", "--check-config", *args, env={**env, **extra})
+        assert r.returncode == 78, (what, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 3, (what, r.stderr)

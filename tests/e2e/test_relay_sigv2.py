@@ -142,7 +142,7 @@ def test_seed_api_with_sigv2_on_s3rver(s3rver_server) -> None:
     bucket = s3rver_server.bucket()
     part = os.urandom(1000)
     b64 = base64.b64encode(hashlib.md5(part).digest()).decode()
-    with start_relay(v2_settings(s3rver_server), seed_bucket=bucket,
+    with start_relay(v2_settings(s3rver_server), seed_bucket=bucket, seed_open=True, seed_prefix="drop/",
                      s3_client_factory=lambda: v2_client(s3rver_server)) as relay:
         r = HTTP.request("POST", relay.url + "/presign", fields={"keyname": "seed2", "1": b64}, encode_multipart=False)
         assert r.status == 201
@@ -153,9 +153,12 @@ def test_seed_api_with_sigv2_on_s3rver(s3rver_server) -> None:
                          encode_multipart=False)
         assert r.status == 501 and json.loads(r.data)["error"] == "unsupported"  # s3rver has no ListParts
     admin = s3rver_server.client()
-    admin.complete_multipart_upload(Bucket=bucket, Key="seed2", UploadId=doc["UploadID"], MultipartUpload={
+    from urllib.parse import parse_qs, urlsplit
+
+    upload_id = parse_qs(urlsplit(doc["1"]).query)["uploadId"][0]  # the UploadID is the relay's signed ticket
+    admin.complete_multipart_upload(Bucket=bucket, Key="drop/seed2", UploadId=upload_id, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": hashlib.md5(part).hexdigest()}]})
-    assert admin.get_object(Bucket=bucket, Key="seed2")["Body"].read() == part
+    assert admin.get_object(Bucket=bucket, Key="drop/seed2")["Body"].read() == part
 
 
 def test_put_library_on_sigv2_manifest(s3rver_server, tmp_path) -> None:
