@@ -248,10 +248,14 @@ def s3_client(settings: Settings, max_pool_connections: int = 10, *, connect_tim
     passes shorter timeouts and fewer attempts so a stalled S3 cannot hold its threads for minutes.
     """
     import boto3
+    import botocore.session
     from botocore.config import Config
 
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=iso_timestamp)
     try:
-        session = boto3.session.Session(profile_name=settings.profile) if settings.profile else boto3.session.Session()
+        session = boto3.session.Session(botocore_session=core, profile_name=settings.profile) if settings.profile \
+            else boto3.session.Session(botocore_session=core)
     except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
         raise ConfigError(f"cannot use AWS profile {settings.profile!r}: {exc}") from None
     s3cfg: dict[str, Any] = {"addressing_style": settings.addressing}
@@ -268,6 +272,26 @@ def s3_client(settings: Settings, max_pool_connections: int = 10, *, connect_tim
     if settings.ca_bundle:
         kwargs["verify"] = settings.ca_bundle
     return session.client("s3", **kwargs)
+
+
+def iso_timestamp(value: Any) -> Any:
+    """botocore's timestamp parser, with the ISO-8601 form S3 sends parsed by ``datetime.fromisoformat``.
+
+    Why: botocore hands every timestamp to dateutil (~80 µs each); a ListParts of 10,000 parts
+    carries 10,000 of them, which cost the relay ~0.75 s of CPU per complete or status.
+    """
+    from datetime import datetime
+
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    from botocore.utils import parse_timestamp
+
+    return parse_timestamp(value)
 
 
 def require_credentials(client: Any) -> None:

@@ -13,9 +13,18 @@ import click
 from s3mpu.cli import AppContext, json_option
 from s3mpu.cli.params import SIZE, complete_file, complete_json
 
+#: MANIFEST and ``--relay``: how every command here names the upload and the relay to reach it.
+manifest_argument = click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
+relay_option = click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+
+
+def upload_command(fn: Any) -> click.Command:
+    """A command on one manifest's upload that takes nothing else: MANIFEST, --relay, --json."""
+    return click.command()(manifest_argument(relay_option(json_option(click.pass_obj(fn)))))
+
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
+@manifest_argument
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
@@ -26,7 +35,7 @@ from s3mpu.cli.params import SIZE, complete_file, complete_json
 @click.option("--parts", "parts_spec", metavar="RANGES",
               help="Upload only these parts, e.g. 1-100,250 (share one upload between machines).")
 @click.option("--no-complete", is_flag=True, help="Upload the parts but do not complete (run 's3mpu complete' later).")
-@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@relay_option
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
               help="Seconds without progress before a connection counts as stalled and is retried.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
@@ -148,11 +157,7 @@ def _is_manifest(path: str) -> bool:
     return head.lstrip().startswith(b"{") and b'"s3mpu.manifest/' in head
 
 
-@click.command()
-@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
-@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
-@json_option
-@click.pass_obj
+@upload_command
 def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
     """Complete the upload: directly when S3 credentials are configured, else through the relay.
 
@@ -175,9 +180,9 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
 
 
 @click.command()
-@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
+@manifest_argument
 @click.argument("file", metavar="[FILE]", required=False, shell_complete=complete_file)
-@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
+@relay_option
 @json_option
 @click.pass_obj
 def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str | None) -> None:
@@ -247,11 +252,7 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
     app.out.result(data, "\n".join(lines))
 
 
-@click.command()
-@click.argument("manifest_file", metavar="MANIFEST", shell_complete=complete_json)
-@click.option("--relay", "relay_url", metavar="URL", help="Use this relay instead of the manifest's.")
-@json_option
-@click.pass_obj
+@upload_command
 def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
     """Abort the upload: S3 frees its parts and the manifest becomes useless.
 

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,16 @@ log = logging.getLogger("s3mpu.relay")
 DEFAULT_EXPIRES = 3600
 _TICKET = "s3mpu-seed1"
 _NOT_FOUND = ("no such upload", "Complete with the keyname and the UploadID that /presign returned.")
+_CONDITIONAL = threading.local()  # set while this thread completes an upload that may not overwrite
+
+
+def _if_none_match(params: dict[str, Any], **_kw: Any) -> None:
+    """botocore hook: ``If-None-Match: *`` on this thread's CompleteMultipartUpload (no-overwrite policy).
+
+    Servers that support it (AWS, moto) refuse atomically with 412 when the key exists; servers
+    that ignore it (rclone) are covered by the HEAD check just before."""
+    if getattr(_CONDITIONAL, "on", False):
+        params["IfNoneMatch"] = "*"
 
 
 class SeedApi:
@@ -153,7 +164,20 @@ class SeedApi:
             part_size = max(held[0]["size"], 1) if held else 1
             identity = Identity(self.config.endpoint(), self.bucket, key, upload_id, limit, True, part_size,
                                 count, 0)
-            result = complete_upload(client, identity, parts, object_size_header=self.config.object_size_header)
+            conditional = self._no_overwrite(policy)
+            if conditional:
+                client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", _if_none_match,
+                                            unique_id="s3mpu-seed-if-none-match")
+            _CONDITIONAL.on = conditional
+            try:
+                result = complete_upload(client, identity, parts, object_size_header=self.config.object_size_header)
+            except DataError as exc:
+                if conditional and "PreconditionFailed" in exc.message:
+                    raise _Exists(f"s3://{self.bucket}/{key} exists and this relay may not overwrite it",
+                                  "Pick another keyname.") from None
+                raise
+            finally:
+                _CONDITIONAL.on = False
         log.info("seed complete s3://%s/%s upload=%s size=%d", self.bucket, key, upload_id, result["size"])
         return 200, {"status_code": 200, "etag": result["etag"], "size": result["size"], "key": key}
 

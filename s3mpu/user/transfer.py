@@ -33,8 +33,11 @@ from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.s3errors import classify_http, retryable, xml_error
 
-#: bytes read (hashed, rate-limited, sent) at a time; also each worker's buffer size.
-CHUNK = 1024 * 1024
+#: each worker's buffer: the bytes read and hashed at a time. Small enough to stay in the CPU's
+#: cache between the read and the hash, and 8 workers' buffers cost 2 MiB of RSS instead of 8.
+CHUNK = 256 * 1024
+#: bytes handed to the socket (sendfile), rate-limited and reported as progress at a time.
+SEGMENT = 1024 * 1024
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
@@ -159,7 +162,7 @@ class PartBody:
             raise Cancelled()
 
     def __iter__(self) -> Iterator[FileSegment]:
-        step = len(self.view)
+        step = SEGMENT  # the view only serves sockets that cannot sendfile (TLS), in pieces of its size
         while self.sent < self.size:
             if self.cancel.is_set():
                 raise Cancelled()

@@ -220,3 +220,24 @@ def test_seed_ticket_belongs_to_its_api_token(moto_server) -> None:
         assert HTTP.request("PUT", doc["1"], body=b"a", headers={"Content-MD5": b64md5(b"a")}).status == 200
         assert form(relay.url, "/complete", {"keyname": "a", "uploadid": doc["UploadID"]}, bob)[0] == 404
         assert form(relay.url, "/complete", {"keyname": "a", "uploadid": doc["UploadID"]}, alice)[0] == 200
+
+
+def test_seed_no_overwrite_is_atomic_where_s3_supports_it(moto_server) -> None:
+    """Another writer lands between the relay's HEAD check and its complete: If-None-Match: * refuses it."""
+    bucket = moto_server.bucket()
+    admin = moto_server.client()
+    with start_relay(relay_settings(moto_server), seed_bucket=bucket, seed_no_overwrite=True, **OPEN) as relay:
+        status, doc = form(relay.url, "/presign", {"keyname": "late", "1": b64md5(b"mine")})
+        assert HTTP.request("PUT", doc["1"], body=b"mine", headers={"Content-MD5": b64md5(b"mine")}).status == 200
+        raced: list[bool] = []
+
+        def competitor(**_kw) -> None:  # runs inside the relay, after its HEAD check, before it completes
+            if not raced:
+                raced.append(True)
+                admin.put_object(Bucket=bucket, Key="drop/late", Body=b"theirs")
+
+        relay.config.s3().meta.events.register("before-call.s3.CompleteMultipartUpload", competitor)
+        status, err = form(relay.url, "/complete", {"keyname": "late", "uploadid": doc["UploadID"]})
+        relay.config.s3().meta.events.unregister("before-call.s3.CompleteMultipartUpload", competitor)
+    assert raced and status == 422 and err["error"] == "conflict", err
+    assert admin.get_object(Bucket=bucket, Key="drop/late")["Body"].read() == b"theirs"
