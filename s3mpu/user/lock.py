@@ -50,11 +50,8 @@ class UploadLock:
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        except OSError as exc:
+        except OSError as exc:  # a full disk too: the journal could not be written either (78, not 75)
             os.close(fd)
-            if exc.errno == errno.ENOSPC:
-                raise TempFailError(f"the disk holding {path.parent} is full; nothing was sent",
-                                    "Free some disk space, then re-run the same command.") from None
             raise unusable_state_dir(path.parent, exc) from None
         return cls(path, fd)
 
@@ -85,6 +82,7 @@ def _read_pid(fd: int) -> int | None:
 def unusable_state_dir(directory: Path, exc: OSError) -> ConfigError:
     """Exit 78 naming the directory and the way out (``XDG_STATE_HOME``)."""
     why = exc.strerror or str(exc)
+    fix = "Free some space on that disk" if exc.errno == errno.ENOSPC else "Make it a writable directory"
     return ConfigError(f"cannot use the state directory {directory} for the resume journal ({why}); nothing was sent",
-                       "Make it a writable directory, or point XDG_STATE_HOME at one "
+                       f"{fix}, or point XDG_STATE_HOME at a writable directory elsewhere "
                        "(e.g. XDG_STATE_HOME=$HOME/.s3mpu-state), then re-run the same command.")
