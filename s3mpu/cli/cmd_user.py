@@ -81,7 +81,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
     m = load_manifest(app, manifest_file, file)
     settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    given = COMMAND_LINE.set(shlex.join(["s3mpu", *app.argv]) if app.argv else None)
+    given = COMMAND_LINE.set(command_line(app.argv) if app.argv else None)
     try:
         result = upload(m, stdin_or(file), jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate,
                         parts=parts_spec, complete=not no_complete, progress=sink, relay=relay_url,
@@ -107,6 +107,21 @@ def stdin_or(file: str) -> Any:
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
         return stream
     return "-"
+
+
+def command_line(argv: list[str]) -> str:
+    """The invocation as typed, quoted for a shell, for "re-run" hints; a --secret-key value is
+    masked (hints land in cron mail and logs, and put needs no credentials anyway)."""
+    out, hide = [], False
+    for arg in argv:
+        if hide:
+            out.append("REDACTED")
+        elif arg.startswith("--secret-key="):
+            out.append("--secret-key=REDACTED")
+        else:
+            out.append(arg)
+        hide = arg == "--secret-key"
+    return shlex.join(["s3mpu", *out])
 
 
 def summary(uri: str, result: Any) -> str:
