@@ -78,6 +78,9 @@ def complete_manifest(m: Manifest, settings: Settings, *, relay_url: str | None 
         raise ConfigError("this manifest names no relay and no S3 credentials are configured",
                           "Give it to the admin to run 's3mpu complete MANIFEST' with credentials.")
     forget(m)
+    from s3mpu.user.journal import note_completed
+
+    note_completed(m.upload_id, reply.get("etag"), reply.get("size"))  # status can say "completed" without a relay
     return reply, how
 
 

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from s3mpu.errors import ManifestError, NoInputError
 from s3mpu.layout import part_count
+from s3mpu.manifest_urls import check_urls
 from s3mpu.units import parse_iso
 
 FORMAT = "s3mpu.manifest/1"
@@ -178,6 +179,7 @@ class Manifest:
             sha256=data.get("sha256"),
         )
         _check_layout(m)
+        check_urls(m)  # swapped or edited URLs: refused on load, not found at complete
         return m
 
 

@@ -7,7 +7,9 @@ Faults are taken in order from a plan for requests whose method is in ``methods`
 - ``pass``   forward unchanged;
 - ``cut``    forward the headers and half the body, then drop both connections;
 - ``500`` / ``503``  answer that status (S3 XML error, ``Connection: close``) without forwarding;
-- ``stall``  read the headers, then neither forward nor answer (until the client gives up).
+- ``stall``  read the headers, then neither forward nor answer (until the client gives up);
+- ``lose``   forward the whole request and wait for the server's whole answer, then drop the
+  client's connection without it (a server killed after doing the work, before answering).
 
 Presigned URLs are signed for a host: mint with the proxy's URL as the endpoint so the Host
 header the server checks is the one that was signed.
@@ -113,6 +115,9 @@ class FaultProxy:
                     client.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: "
                                    f"{len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
                     return
+                elif action == "lose":
+                    self._forward_and_lose(head, reader, length)
+                    return
                 elif action == "stall":
                     self._stop.wait(self.stall_seconds)
                     return
@@ -129,6 +134,19 @@ class FaultProxy:
                         pass
                     s.close()
             self._slots.release()
+
+
+    def _forward_and_lose(self, head: bytes, reader: _Reader, length: int) -> None:
+        """``lose``: the request goes to the server on a connection of its own; its answer goes nowhere."""
+        with socket.create_connection(self.upstream, timeout=30) as side:
+            side.sendall(head)
+            for chunk in reader.body(length):
+                side.sendall(chunk)
+            answer = _Reader(side)
+            reply = answer.head()
+            if reply is not None:
+                for _ in answer.body(_parse(reply)[2]):
+                    pass
 
 
 class _Reader:

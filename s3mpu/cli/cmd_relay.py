@@ -215,7 +215,11 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     from datetime import timezone
 
     from s3mpu import manifest as manifests
+    from pathlib import Path
+
     from s3mpu.errors import AccessDeniedError, NoInputError, S3mpuError, UsageError
+
+    from s3mpu.user.kept import kept_path, load_kept
     from s3mpu.user.relayclient import RelayClient
     from s3mpu.user.upload import upload
     from s3mpu.cli.cmd_mint import _kv
@@ -243,30 +247,49 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
         body["metadata"] = _kv(meta, "--meta")
     from s3mpu.units import plural
 
-    doc = RelayClient(url).mint(token, body)
-    m = manifests.Manifest.from_dict(doc)
-    saved = save_manifest or str(_state_path(m.upload_id))
-    manifests.dump(m, saved)
-    app.out.info(f"minted {m.uri}: {plural(len(m.parts), 'part')}, expires {m.expires_at}; manifest kept in {saved}")
-    sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    try:
-        result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
-                        manifest_path=saved, warn=app.out.warn, info=app.out.info)
-    except S3mpuError as exc:
-        if not exc.hint:
-            exc.hint = f"Resume with: s3mpu put {saved} {file}"
-        raise
+    saved = save_manifest or str(kept_path(url, target.bucket, target.key, file))
+    kept = load_kept(saved, target.bucket, target.key)
+    if kept is not None and not (kept.size == size or (kept.size_is_max and size <= kept.size)):
+        app.out.warn(f"{file} no longer fits the upload kept in {saved} ({kept.size} bytes); aborting it and "
+                     "minting a new one")
+        _abort_quietly(kept)
+        kept = None
+    sink = make_progress(app.out, progress_mode, label=target.key.rsplit("/", 1)[-1] or target.key)
+    while True:
+        if kept is not None:  # the same command ran before: resume its upload instead of starting another
+            m = kept
+            app.out.info(f"resuming the upload of {m.uri} kept in {saved} (expires {m.expires_at})")
+        else:
+            m = manifests.Manifest.from_dict(RelayClient(url).mint(token, body))
+            Path(saved).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            manifests.dump(m, saved)
+            app.out.info(f"minted {m.uri}: {plural(len(m.parts), 'part')}, expires {m.expires_at}; manifest kept in {saved}")
+        try:
+            result = upload(m, file, jobs=jobs, retries=retries, limit_rate=limit_rate, progress=sink,
+                            manifest_path=saved, warn=app.out.warn, info=app.out.info)
+            break
+        except NoInputError as exc:
+            if kept is None or "no longer exists" not in exc.message:
+                raise
+            app.out.warn(f"the upload kept in {saved} no longer exists (aborted or expired); minting a new one")
+            kept = None
+        except S3mpuError as exc:
+            if not exc.hint:
+                exc.hint = f"Resume with: s3mpu put {saved} {file}"
+            raise
     from s3mpu.cli.cmd_user import summary
 
     human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result({**result.to_dict(), "manifest": saved, "upload_id": m.upload_id}, human)
 
 
-def _state_path(upload_id: str) -> Any:
-    import hashlib
+def _abort_quietly(m: Any) -> None:
+    """Best effort: free the parts of a kept upload that will not be resumed (its file changed size)."""
+    from s3mpu.errors import S3mpuError
+    from s3mpu.user.relayclient import RelayClient
 
-    from s3mpu.user.journal import state_dir
-
-    d = state_dir() / "requests"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d / f"{hashlib.sha256(upload_id.encode()).hexdigest()[:32]}.json"
+    if m.relay and m.relay.url and m.relay.token:
+        try:
+            RelayClient(m.relay.url, retries=0).abort(m.relay.token)
+        except S3mpuError:
+            pass

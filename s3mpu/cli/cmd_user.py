@@ -38,12 +38,14 @@ def upload_command(fn: Any) -> click.Command:
 @relay_option
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
               help="Seconds without progress before a connection counts as stalled and is retried.")
+@click.option("--verify", is_flag=True,
+              help="Re-read the file after the last part and compare it with what was sent before completing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @json_option
 @click.pass_obj
 def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retries: int, limit_rate: int | None,
         progress_mode: str, parts_spec: str | None, no_complete: bool, relay_url: str | None, timeout: float,
-        quiet: bool) -> None:
+        verify: bool, quiet: bool) -> None:
     """Upload FILE through the presigned URLs of MANIFEST, then complete through the relay.
 
     Parts are read at their offsets and sent in parallel with their MD5; each verified part
@@ -72,7 +74,8 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
         result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate,
                         parts=parts_spec, complete=not no_complete, progress=sink, relay=relay_url,
                         manifest_path=manifest_file, warn=app.out.warn, info=app.out.info, read_timeout=timeout,
-                        connect_timeout=min(10.0, timeout), ca_bundle=settings.ca_bundle, proxy=settings.proxy)
+                        connect_timeout=min(10.0, timeout), ca_bundle=settings.ca_bundle, proxy=settings.proxy,
+                        verify=verify)
     finally:
         COMMAND_LINE.reset(given)
     human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
@@ -171,70 +174,59 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
 @json_option
 @click.pass_obj
 def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str | None) -> None:
-    """Show which parts are done (local journal and the server), and the time left.
+    """Show the upload's state: in progress (which parts are done), completed, or aborted.
 
     The server's view comes from the relay, or from the manifest's presigned ListParts URL
     when the relay is unreachable. With FILE, also checks that the file fits the manifest.
+    Exit status: 0 in progress or completed; 66 when the upload no longer exists (aborted,
+    cleaned up or expired: ask the admin for a new manifest).
 
     \b
     Examples:
       s3mpu status raw.json
-      s3mpu status raw.json raw.mov --json
+      s3mpu status raw.json raw.mov --json     # "state": in_progress | completed | aborted | gone | unknown
     """
-    from s3mpu.errors import S3mpuError
-    from s3mpu.user.httpclient import HttpClient, list_parts
-    from s3mpu.user.journal import journal_path, read
+    from s3mpu.errors import NoInputError
     from s3mpu.manifest import load
     from s3mpu.units import format_duration, format_size
+    from s3mpu.user.integrity import ranges
+    from s3mpu.user.status import ABORTED, COMPLETED, GONE, upload_status
     from s3mpu.user.upload import check_file, make_relay
 
     m = load(manifest_file)
-    header, jparts = read(journal_path(m.upload_id))
-    expected = m.parts
-    if file:
-        ident = check_file(m, file)
-        expected = tuple(m.parts_for_file(ident.size))
-    server: list[dict[str, Any]] | None = None
-    source = None
-    problems: list[str] = []
+    size = check_file(m, file).size if file else None
     relay = make_relay(m, relay_url, retries=1)  # a status is a quick look: do not wait long for a relay
-    if relay is not None and m.relay and m.relay.token:
-        try:
-            st = relay.status(m.relay.token)
-            server, source = list(st.get("parts") or []), "relay"
-        except S3mpuError as exc:
-            problems.append(f"relay: {exc.message}")
-    if server is None and m.list_parts_url:
-        http = HttpClient(1)
-        try:
-            server, source = list_parts(http, m.list_parts_url, pages=m.list_parts_pages).parts, "list_parts_url"
-        except S3mpuError as exc:
-            problems.append(f"ListParts: {exc.message}")
-        except Exception as exc:  # noqa: BLE001 - network errors: reported, not fatal for a status
-            problems.append(f"ListParts: cannot reach {m.endpoint} ({type(exc).__name__})")
-        finally:
-            http.close()
-    left = m.seconds_left()
-    want = {p.number: p.size for p in expected}
-    on_server = {int(p["number"]) for p in server or [] if want.get(int(p["number"])) == int(p["size"])}
-    journalled = set(jparts) & set(want)
-    done = on_server if server is not None else journalled
-    missing = sorted(set(want) - done)
-    data = {"bucket": m.bucket, "key": m.key, "upload_id": m.upload_id, "expires_at": m.expires_at,
-            "seconds_left": int(left), "parts_expected": len(want), "parts_journal": sorted(journalled),
-            "parts_server": sorted(on_server) if server is not None else None, "server_source": source,
-            "parts_missing": missing, "problems": problems}
-    from s3mpu.user.upload import _ranges
-
-    lines = [f"object      {m.uri} (upload {m.upload_id[:24]}{'...' if len(m.upload_id) > 24 else ''})",
-             f"expires     {m.expires_at} ("
-             + (f"in {format_duration(left)}" if left > 0 else f"EXPIRED {format_duration(-left)} ago") + ")",
-             f"journal     {len(journalled)} of {len(want)} parts"
-             + (f" (file {header.get('path')})" if header else " (no journal on this machine)"),
-             f"server      {len(on_server)} of {len(want)} parts ({format_size(sum(want[n] for n in on_server))}, via {source})"
-             if server is not None else "server      unknown (" + "; ".join(problems) + ")",
-             f"missing     {_ranges(missing) if missing else 'none: ready to complete (s3mpu complete ' + manifest_file + ')'}"]
+    data = upload_status(m, relay, size)
+    left = data["seconds_left"]
+    head = [f"object      {m.uri} (upload {m.upload_id[:24]}{'...' if len(m.upload_id) > 24 else ''})"]
+    state = data["state"]
+    if state == COMPLETED:
+        lines = head + [f"state       completed: {format_size(int(data.get('size', 0)))}, ETag {data.get('etag')}"]
+    elif state in (ABORTED, GONE):
+        why = ("aborted, cleaned up or expired" if state == ABORTED
+               else "completed, aborted or expired (this manifest names no relay to tell which)")
+        lines = head + [f"state       the upload no longer exists: {why}"]
+    else:
+        want = {p.number: p.size for p in (m.parts_for_file(size) if size is not None else m.parts)}
+        on_server = data["parts_server"]
+        lines = head + [
+            "state       " + ("in progress" if state != "unknown" else "unknown (" + "; ".join(data["problems"]) + ")"),
+            f"expires     {m.expires_at} ("
+            + (f"in {format_duration(left)}" if left > 0 else f"EXPIRED {format_duration(-left)} ago") + ")",
+            f"journal     {len(data['parts_journal'])} of {len(want)} parts"
+            + (f" (file {data['journal_file']})" if data["journal_file"] else " (no journal on this machine)"),
+            f"server      {len(on_server)} of {len(want)} parts ({format_size(sum(want[n] for n in on_server))}, "
+            f"via {data['server_source']})" if on_server is not None else "server      unknown"]
+        if data["parts_mismatched"]:
+            lines.append(f"mismatched  {ranges(data['parts_mismatched'])}: the server holds other bytes than this "
+                         f"machine sent; re-run s3mpu put {manifest_file} FILE to send them again")
+        missing = data["parts_missing"]
+        lines.append(f"missing     {ranges(missing) if missing else 'none: ready to complete (s3mpu complete ' + manifest_file + ')'}")
     app.out.result(data, "\n".join(lines))
+    if state in (ABORTED, GONE):
+        raise NoInputError(f"the upload of {m.uri} no longer exists",
+                           "It was completed, aborted or expired; ask the admin to mint a new manifest if the object "
+                           "is not there." if state == GONE else "Ask the admin to mint a new manifest.")
 
 
 @upload_command

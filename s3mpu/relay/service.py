@@ -16,6 +16,7 @@ from typing import Any
 
 from s3mpu import token as tokens
 from s3mpu.admin.completion import complete_upload, list_parts
+from s3mpu.endpoints import same_endpoint
 from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputError, PartialError, S3mpuError,
                       TempFailError, UnsupportedError, UsageError)
 from s3mpu.units import format_duration, utc_iso
@@ -122,7 +123,7 @@ class RelayService:
             raise AuthError("relay token is malformed", "Use the token from the manifest the admin minted.") from None
         identity = tokens.verify(token, secrets, now=self.config.clock(),
                                  grace=self.config.token_grace if grace is None else grace)
-        if self.config.check_endpoint and _norm(identity.endpoint) != _norm(self.config.endpoint()):
+        if self.config.check_endpoint and not same_endpoint(identity.endpoint, self.config.endpoint()):
             raise AccessDeniedError(f"the token is for S3 endpoint {identity.endpoint}, this relay serves "
                                     f"{self.config.endpoint()}", "Use the relay named in the manifest.")
         return identity
@@ -148,17 +149,20 @@ class RelayService:
             with upstream("listing the upload's parts"):
                 parts = list_parts(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
         except NoInputError:
-            return 200, {**base, "parts": [], "upload_exists": False, "completed": self._object_there(identity)}
+            obj = self._object_there(identity)
+            done = {"etag": obj[0], "size": obj[1]} if obj else {}
+            return 200, {**base, "parts": [], "upload_exists": False, "completed": obj is not None, **done}
         return 200, {**base, "parts": parts, "upload_exists": True, "completed": False}
 
-    def _object_there(self, identity: tokens.Identity) -> bool:
-        """Whether the upload's object exists with a size the manifest allows (so it was completed)."""
+    def _object_there(self, identity: tokens.Identity) -> tuple[str, int] | None:
+        """``(etag, size)`` of the upload's object when it exists with a size the manifest allows (completed)."""
         try:
             head = self.config.s3().head_object(Bucket=identity.bucket, Key=identity.key)
         except Exception:  # noqa: BLE001 - absent, or not ours to see: either way not "completed"
-            return False
+            return None
         size = int(head.get("ContentLength", -1))
-        return size == identity.size if not identity.size_is_max else 0 <= size <= identity.size
+        ok = size == identity.size if not identity.size_is_max else 0 <= size <= identity.size
+        return (str(head.get("ETag", "")).strip('"'), size) if ok else None
 
     def abort(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         identity = self.authenticate(body)
@@ -340,10 +344,6 @@ def _refresh_md5s(identity: tokens.Identity, given: Any) -> list[str] | None:
         raise AccessDeniedError("the part MD5s differ from the plan this upload was minted with",
                                 "Refresh with the manifest exactly as it was minted.")
     return md5s
-
-
-def _norm(url: str) -> str:
-    return url.rstrip("/").lower()
 
 
 def _mint_request(body: Mapping[str, Any]) -> Any:

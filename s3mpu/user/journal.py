@@ -3,8 +3,8 @@
 Why an fsync'd append-only log: a ``kill -9`` may land at any instant. Each record is one
 JSON line written with a single ``write`` and fsync'd before the part counts as done, so
 after a crash the file holds a prefix of the truth plus, at worst, a torn last line, which
-loading ignores. A journal recording a different file (size or mtime changed) is set aside:
-its parts belong to other bytes. Journals live in the XDG state dir, keyed by upload id.
+loading ignores. A journal recording a different file (device, inode, size, mtime or ctime
+changed) is set aside: its parts belong to other bytes. Journals live in the XDG state dir, keyed by upload id.
 """
 from __future__ import annotations
 
@@ -34,20 +34,63 @@ def journal_path(upload_id: str, directory: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """Enough to notice that the file changed between runs."""
+    """Enough to notice that the file changed, between runs and during one.
+
+    Why these fields: size and mtime alone are not enough (``os.utime`` or ``touch -r`` puts a
+    time stamp back, and a write inside one clock tick keeps it). ``ctime_ns`` is set by the
+    kernel on every write, truncation or ``utime`` and cannot be set back by a user; device and
+    inode tell a file replaced by another one (an editor's save, ``rsync``) from the same file.
+    """
 
     path: str
     size: int
     mtime_ns: int
+    ctime_ns: int = -1
+    dev: int = -1
+    ino: int = -1
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> FileIdentity:
-        st = os.stat(path)
-        return cls(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+        return cls.from_stat(path, os.stat(path))
+
+    @classmethod
+    def of_fd(cls, fd: int, path: str | os.PathLike[str]) -> FileIdentity:
+        """The identity of an open file (the bytes being read, even if the path now names another file)."""
+        return cls.from_stat(path, os.fstat(fd))
+
+    @classmethod
+    def from_stat(cls, path: str | os.PathLike[str], st: os.stat_result) -> FileIdentity:
+        return cls(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+    def changes(self, now: FileIdentity) -> list[str]:
+        """What differs from ``now``, in words (empty: the same, unchanged file). The path may differ (moved)."""
+        out = []
+        if (self.dev, self.ino) != (now.dev, now.ino):
+            out.append("it was replaced by another file")
+        if self.size != now.size:
+            out.append(f"its size went from {self.size} to {now.size} bytes")
+        if self.mtime_ns != now.mtime_ns:
+            out.append("its modification time changed")
+        elif self.ctime_ns != now.ctime_ns and not out:
+            out.append("it was written to (its change time moved, although its modification time did not)")
+        return out
 
     def same_file(self, other: FileIdentity) -> bool:
-        # The path may differ (the file was moved); size and mtime must not.
-        return self.size == other.size and self.mtime_ns == other.mtime_ns
+        return not self.changes(other)
+
+    def to_header(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "ctime_ns": self.ctime_ns,
+                "dev": self.dev, "ino": self.ino}
+
+    @classmethod
+    def from_header(cls, h: dict[str, Any]) -> FileIdentity:
+        """A journal written before ctime/device/inode were recorded gives -1s: never the same file."""
+        def num(k: str) -> int:
+            try:
+                return int(h.get(k, -1))
+            except (TypeError, ValueError):
+                return -1
+        return cls(str(h.get("path", "")), num("size"), num("mtime_ns"), num("ctime_ns"), num("dev"), num("ino"))
 
 
 @dataclass(frozen=True)
@@ -69,6 +112,7 @@ class Journal:
         self.parts: dict[int, PartRecord] = {}
         self.existed = False  # a journal for this upload was there before
         self.stale = False  # ... but for another version of the file
+        self.changes: list[str] = []  # ... and what changed, in words
         self._lock = threading.Lock()
         self._fd: int | None = None
 
@@ -79,17 +123,17 @@ class Journal:
         header, parts = read(j.path)
         if header is not None:
             j.existed = True
-            old = FileIdentity(str(header.get("path", "")), int(header.get("size", -1)),
-                               int(header.get("mtime_ns", -1)))
-            if header.get("upload_id") == upload_id and old.same_file(ident):
-                j.parts = parts
-            else:
+            old = FileIdentity.from_header(header)
+            j.changes = old.changes(ident) if header.get("upload_id") == upload_id else ["another upload's journal"]
+            if j.changes:
                 j.stale = True
+            else:
+                j.parts = parts
         return j
 
     def _header(self) -> dict[str, Any]:
         return {"v": VERSION, "upload_id": self.upload_id, "bucket": self.bucket, "key": self.key,
-                "path": self.ident.path, "size": self.ident.size, "mtime_ns": self.ident.mtime_ns}
+                **self.ident.to_header()}
 
     def _ensure_open(self) -> int:
         if self._fd is None:
@@ -139,6 +183,36 @@ class Journal:
         """The upload is complete or aborted: nothing is left to resume."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+    def completed(self, etag: str | None, size: int | None) -> None:
+        """The upload is complete: drop the journal, keep a note for ``status`` (see :func:`note_completed`)."""
+        self.remove()
+        note_completed(self.upload_id, etag, size, self.path.parent.parent)
+
+
+def note_completed(upload_id: str, etag: str | None, size: int | None, directory: Path | None = None) -> None:
+    """Remember on this machine that the upload completed (its ETag and size), best effort.
+
+    Why: once complete, S3 forgets the upload id; without a relay to ask, ``status`` could only
+    say "gone", the same as for an aborted upload.
+    """
+    path = journal_path(upload_id, directory).with_suffix(".done")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"upload_id": upload_id, "etag": etag, "size": size}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only a convenience for status: never fail a finished upload over it
+
+
+def completed_note(upload_id: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """What :func:`note_completed` wrote for this upload, or None."""
+    try:
+        doc = json.loads(journal_path(upload_id, directory).with_suffix(".done").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("upload_id") == upload_id else None
 
 
 def _line(p: PartRecord) -> str:

@@ -19,9 +19,8 @@ from typing import Any
 
 import urllib3
 
-from s3mpu.errors import AccessDeniedError, S3mpuError, TempFailError, UnsupportedError
+from s3mpu.errors import AccessDeniedError, NoInputError, S3mpuError, TempFailError, UnsupportedError
 from s3mpu.user.httpclient import HttpClient, ListedParts, list_parts
-from s3mpu.user.journal import Journal
 from s3mpu.manifest import Manifest, Part
 from s3mpu.user.transfer import CHUNK, hash_range
 
@@ -95,10 +94,14 @@ def expired_hint(manifest_path: str | None, file_path: str) -> str:
 
 
 def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[str, Any]], fd: int,
-                       journal: Journal, cancel: threading.Event | None = None) -> set[int]:
-    """Parts S3 holds whose size and ETag match the local MD5: journal them, return their numbers."""
+                       cancel: threading.Event | None = None) -> dict[int, str]:
+    """Parts S3 holds whose size and ETag match the local MD5: ``{number: md5}``.
+
+    Not journalled here: the caller records them once the run is sure to go on, so a run
+    that sends nothing (a refused file) leaves the journal as it was.
+    """
     by_number = {p.number: p for p in parts}
-    done: set[int] = set()
+    done: dict[int, str] = {}
     buf = bytearray(CHUNK)
     for h in held:
         p = by_number.get(int(h.get("number", 0)))
@@ -106,8 +109,7 @@ def resume_from_server(m: Manifest, parts: Sequence[Part], held: Sequence[dict[s
             continue
         md5 = hash_range(fd, p.offset, p.size, buf, cancel)
         if md5 == str(h.get("etag", "")).strip('"').lower():
-            journal.record(p.number, p.size, md5)
-            done.add(p.number)
+            done[p.number] = md5
     return done
 
 
@@ -130,3 +132,53 @@ def server_parts(m: Manifest, relay: Any, pre: Preflight, warn: Callable[[str], 
             warn("the server's part listing was cut short; parts beyond it will be sent again")
         return pre.listed.parts
     return None
+
+
+def relay_preflight(m: Manifest, relay: Any, manifest_path: str | None, file_path: str,
+                    warn: Callable[[str], None]) -> dict[str, Any] | None:
+    """One ``/v1/status`` before the first byte, when the relay will be needed to complete.
+
+    Why: a relay for another S3 endpoint, or one that does not accept the token (another relay
+    secret, an altered manifest), used to be found at complete, after every byte was sent. A
+    relay that does not answer is not a reason to stop: the parts can go now, complete later.
+    Returns the relay's status (its ``parts`` serve as the server's listing) or None.
+    """
+    if relay is None or not (m.relay and m.relay.token):
+        return None
+    mp = manifest_path or "MANIFEST"
+    try:
+        return dict(relay.status(m.relay.token))
+    except AccessDeniedError as exc:
+        text = exc.message
+        if "expired" in text:
+            hint = expired_hint(manifest_path, file_path)
+        elif "endpoint" in text:
+            hint = (f"This relay completes uploads for another S3 server; pass --relay with the relay set up "
+                    f"for {m.endpoint}, or ask the admin to mint the manifest with the right --relay.")
+        else:
+            hint = ("The relay does not accept this manifest's token (minted with another relay secret, or "
+                    f"altered); ask the admin for a manifest minted for this relay (s3mpu mint ... --relay URL), "
+                    f"or pass --relay with the relay named when {mp} was minted.")
+        raise AccessDeniedError(f"{text}; nothing was sent", hint) from None
+    except NoInputError as exc:
+        raise NoInputError(f"{exc.message}; nothing was sent",
+                           "Check that --relay (or the manifest's relay URL) names an s3mpu relay.") from None
+    except S3mpuError as exc:
+        warn(f"the relay did not answer ({exc.message}); uploading anyway, complete later with: s3mpu complete {mp}")
+        return None
+
+
+def etag_mismatches(recorded: dict[int, str], held: Sequence[dict[str, Any]]) -> list[int]:
+    """Journalled parts the server holds with another ETag (another machine or file sent other bytes).
+
+    A journal says what *this* machine sent; the server says what is there now. Trusting the
+    journal alone made every re-run print "0 parts to send" and fail at complete, forever.
+    """
+    out = []
+    for h in held:
+        n = int(h.get("number", 0))
+        want = recorded.get(n)
+        etag = str(h.get("etag", "")).strip('"').lower()
+        if want is not None and etag and "-" not in etag and etag != want:
+            out.append(n)
+    return sorted(out)

@@ -248,12 +248,15 @@ class Transfer:
                     return PartDone(task.number, task.size, md5, reply.etag, attempt)
                 self._rollback(task.number, body.sent)
                 if reply.status == 200:
+                    if reply.etag and self._changed_since(task, md5, buf):  # a server that does not check MD5
+                        raise _Fatal(changed_in_flight(self.describe(task.number), "the server's ETag differs"))
                     err = DataError(f"{self.describe(task.number)}: server ETag {reply.etag or '(none)'} "
                                     f"is not the part's MD5 {md5}", "Re-run the same command to send it again.")
                     can_retry = True
                 else:
-                    code, _msg = xml_error(reply.body)
-                    err = classify_http(reply.status, reply.body, self.describe(task.number))
+                    code, msg = xml_error(reply.body)
+                    err = part_refused(code, msg, task.number, self.describe(task.number)) \
+                        or classify_http(reply.status, reply.body, self.describe(task.number))
                     can_retry = retryable(reply.status, code)
             self.progress.part_finished(task.number, False)
             if not can_retry:
@@ -262,6 +265,13 @@ class Transfer:
                 raise _Exhausted(err)
             if self.cancel.wait(self.retry.delay(attempt)):
                 raise Cancelled()
+
+    def _changed_since(self, task: PartTask, md5: str, buf: bytearray) -> bool:
+        """Whether the part's bytes now hash differently: the file was written to while it was sent."""
+        try:
+            return hash_range(self.fd, task.offset, task.size, buf, self.cancel) != md5
+        except LocalReadError:
+            return True
 
     def _rollback(self, number: int, sent: int) -> None:
         if sent:
@@ -340,6 +350,31 @@ class Transfer:
         out.bytes_sent = self._bytes
         out.cancelled = self.cancel.is_set() and out.fatal is None
         return out
+
+
+def part_refused(code: str, message: str, number: int, what: str) -> S3mpuError | None:
+    """The errors a re-run cannot fix by sending the same part again, with what to do instead.
+
+    - ``NotImplemented`` on a part PUT: the server (rclone) cannot replace a part it already
+      holds with other bytes; retrying only waits (6 x 14 s before), so it is a data error.
+    - ``BadDigest``: the bytes that arrived are not the ones hashed just before: the file is
+      being written to while it is uploaded.
+    """
+    if code == "NotImplemented":
+        return DataError(f"this server cannot replace part {number} with different bytes ({code}: {message[:160]})",
+                         "Restore the original file (the one first uploaded) and re-run, "
+                         "or ask the admin for a new manifest.")
+    if code == "BadDigest":
+        return changed_in_flight(what, "BadDigest")
+    return None
+
+
+def changed_in_flight(what: str, evidence: str) -> DataError:
+    """The server received other bytes than the ones hashed a moment before: the file is being written to."""
+    return DataError(f"{what}: the server received other bytes than the ones hashed ({evidence}): "
+                     "the file changed while it was being sent",
+                     "Make sure nothing writes to the file, then re-run the same command: it checks every "
+                     "part against the server and sends again only those that differ.")
 
 
 def _short(exc: BaseException) -> str:

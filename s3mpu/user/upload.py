@@ -31,8 +31,12 @@ from s3mpu.manifest import Manifest, Part
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.transfer import CHUNK, PartDone, PartTask, RetryPolicy, Transfer, hash_range, split
+from s3mpu.user.integrity import check_unchanged, known_parts, not_completed_message, verify_sent
+from s3mpu.user.integrity import ranges as _ranges
+from s3mpu.user.lock import UploadLock
+from s3mpu.user.resume import (etag_mismatches, expired_hint, next_commands, preflight, relay_preflight,
+                               resume_from_server, server_parts)
 from s3mpu.user.tail import with_tail_url
-from s3mpu.user.resume import next_commands, expired_hint, preflight, resume_from_server, server_parts
 from s3mpu.units import MiB, format_duration, format_size, parse_parts_spec, parse_size, utc_iso
 
 DEFAULT_JOBS = 8
@@ -139,8 +143,12 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
            warn: Callable[[str], None] | None = None, info: Callable[[str], None] | None = None,
            connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
            cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
-           proxy: str | None = None) -> UploadResult:
-    """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to."""
+           proxy: str | None = None, verify: bool = False) -> UploadResult:
+    """Upload ``path`` through ``manifest``; resume what a previous run did; complete unless told not to.
+
+    ``verify`` re-reads the whole file after the last part and compares it with what was sent
+    (content proof, at the cost of a second read) before completing.
+    """
     m = manifest
     warn = warn or (lambda _s: None)
     info = info or (lambda _s: None)
@@ -154,14 +162,17 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
 
     ident = check_file(m, path)  # 66/65 before anything else, before any network
     every, mine = file_parts(m, ident.size, parts)
+    lock = UploadLock.acquire(m.upload_id, state_dir)  # 75 (another run) / 78 (state dir unusable), nothing sent
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
+        lock.release()
         raise NoInputError(f"cannot open {path}: {exc.strerror or exc}") from None
     http = HttpClient(jobs, connect_timeout=connect_timeout, read_timeout=read_timeout, ca_bundle=ca_bundle,
                       proxy=proxy)
     relay_client = make_relay(m, relay, ca_bundle=ca_bundle)
     cancel = cancel or threading.Event()
+    finished = False  # the upload is complete: its lock file can go too
     try:
         try:
             pre = preflight(m, http, manifest_path, file_path)
@@ -170,7 +181,9 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
             reply = already_completed(m, relay_client, fd, every, ident.size)
             if reply is None:
                 raise
-            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).remove()
+            Journal(journal_path(m.upload_id, state_dir), m.upload_id, m.bucket, m.key, ident).completed(
+                reply.get("etag"), reply.get("size", ident.size))
+            finished = True
             elapsed = time.monotonic() - started
             return UploadResult(key=m.key, bucket=m.bucket, size=ident.size, etag=reply.get("etag"),
                                 parts=len(every), seconds=elapsed, bytes_sent=0, mib_per_s=0.0, completed=True,
@@ -184,30 +197,39 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
             raise AccessDeniedError(f"the manifest's URLs expired at {m.expires_at} (server time {utc_iso(server_now)}); "
                                     "nothing was sent", expired_hint(manifest_path, file_path))
 
+        relay_status = relay_preflight(m, relay_client, manifest_path, file_path, warn) if complete else None
         journal = Journal.open(m.upload_id, m.bucket, m.key, ident, state_dir)
         if journal.stale:
-            warn(f"{file_path} changed since the last run (size or modification time); uploading every part again")
+            warn(f"{file_path} changed since the last run ({'; '.join(journal.changes)}); checking every part "
+                 "against the server: parts it holds with the same MD5 are kept, the others are sent again")
         by_number = {p.number: p for p in every}
         done = {n for n, r in journal.parts.items() if n in by_number and r.size == by_number[n].size}
-        if pre.listed is not None and pre.listed.complete and done:
-            on_server = {int(h["number"]) for h in pre.listed.parts}
-            lost = done - on_server
+        listing = known_parts(pre, relay_status)
+        if listing is not None and done:
+            lost = done - {int(h["number"]) for h in listing}
             if lost:
                 warn(f"{len(lost)} journalled part(s) are not on the server any more; sending them again")
                 done -= lost
+            other = etag_mismatches({n: journal.parts[n].md5 for n in done}, listing)
+            if other:
+                warn(f"the server holds other bytes than this file's for part(s) {_ranges(other)} "
+                     "(sent from another file or machine); sending them again")
+                done -= set(other)
+        found: dict[int, str] = {}
         if not journal.existed or journal.stale:
-            held = server_parts(m, relay_client, pre, warn)
+            held = listing if listing is not None else server_parts(m, relay_client, pre, warn)
             if held:
-                found = resume_from_server(m, mine, held, fd, journal, cancel)
+                found = resume_from_server(m, mine, held, fd, cancel)
                 if found:
                     info(f"the server already holds {len(found)} matching part(s); skipping them")
-                done |= found
-        journal.start()
+                done |= set(found)
         mine = with_tail_url(m, relay_client, ident.size, mine, done)  # max-size: the last part's URL (SPEC §5)
 
         send_md5 = m.signature_version == "s3v4"  # SigV2 signs Content-MD5: send it only where the URL bound it
         todo = split([PartTask(p.number, p.offset, p.size, p.url, p.md5, send_md5) for p in mine], done)
         check_content(fd, [t for t in todo if t.md5], file_path)  # content-bound: 65 before the first byte
+        for n, md5 in sorted(found.items()):  # the first journal write of a run that goes on
+            journal.record(n, by_number[n].size, md5)
         total = sum(p.size for p in mine)
         already = sum(p.size for p in mine if p.number in done)
         left = total - already
@@ -269,20 +291,21 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
                               parts_skipped=len(mine) - len(outcome.done))
         all_numbers = {p.number for p in every}
         recorded = set(journal.parts) & all_numbers
-        if not complete:
-            result.message = f"all {len(mine)} part(s) uploaded; complete with: s3mpu complete {mp}"
-            return result
-        if recorded != all_numbers:
-            result.message = (f"parts {_ranges(sorted(n for n in mine_numbers(mine)))} uploaded; once every machine "
-                              f"is done, run: s3mpu complete {mp}")
+        check_unchanged(ident, fd, file_path)  # 65, nothing completed: the bytes sent may mix two versions
+        if verify:
+            verify_sent(fd, [p for p in every if p.number in recorded], journal.parts, file_path)
+        if not complete or recorded != all_numbers:
+            on_server = {int(h["number"]) for h in listing or []} | recorded
+            result.message = not_completed_message(mine_numbers(mine), sorted(all_numbers - on_server), len(every), mp,
+                                                   file_path, asked=not complete)
             return result
         if relay_client is None or not (m.relay and m.relay.token):
             result.message = f"all parts uploaded; this manifest names no relay: the admin completes with: s3mpu complete {mp}"
-            warn(result.message)
             return result
         md5s = [journal.parts[n].md5 for n in sorted(all_numbers)]
-        reply = complete_via_relay(m, relay_client, md5s, ident.size, mp)
-        journal.remove()
+        reply = complete_via_relay(m, relay_client, md5s, ident.size, mp, rerun=put_cmd)
+        journal.completed(reply.get("etag"), reply.get("size", ident.size))
+        finished = True
         result.etag = reply.get("etag")
         result.completed = True
         result.seconds = time.monotonic() - started
@@ -291,6 +314,7 @@ def upload(manifest: Manifest, path: str | os.PathLike[str], *, jobs: int | None
     finally:
         os.close(fd)
         http.close()
+        lock.release(forget=finished)
 
 
 def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[Part], size: int) -> dict[str, Any] | None:
@@ -301,6 +325,9 @@ def already_completed(m: Manifest, relay_client: Any, fd: int, every: Sequence[P
     try:
         reply: dict[str, Any] = relay_client.complete(m.relay.token, parts=[{"number": i + 1, "etag": e}
                                                                             for i, e in enumerate(md5s)], size=size)
+    except TempFailError as exc:  # not "ask for a new manifest": it may well be complete
+        raise TempFailError(f"the upload no longer exists on the server: it was completed or aborted, and the relay "
+                            f"could not tell which ({exc.message})", "Re-run the same command later; it will tell.") from None
     except S3mpuError:
         return None
     verify_completed(reply, md5s, size)
@@ -336,15 +363,21 @@ def mine_numbers(mine: Sequence[Part]) -> list[int]:
 
 
 def complete_via_relay(m: Manifest, relay_client: Any, md5s: Sequence[str] | None, size: int | None,
-                       manifest_path: str = "MANIFEST") -> dict[str, Any]:
-    """Ask the relay to complete, then check size and composite ETag against what we sent."""
+                       manifest_path: str = "MANIFEST", rerun: str | None = None) -> dict[str, Any]:
+    """Ask the relay to complete, then check size and composite ETag against what we sent.
+
+    A relay killed (or cut off) mid-complete may have completed the object already: the message
+    says so, and the re-run (``rerun``, default ``s3mpu complete``) tells which it was.
+    """
     assert m.relay and m.relay.token
     parts = [{"number": i + 1, "etag": e} for i, e in enumerate(md5s)] if md5s else None
     try:
         reply = relay_client.complete(m.relay.token, parts=parts, size=size)
     except TempFailError as exc:
-        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}",
-                            f"Nothing needs re-sending; run later: s3mpu complete {manifest_path}") from None
+        again = rerun or f"s3mpu complete {manifest_path}"
+        raise TempFailError(f"every part is uploaded, but completing failed: {exc.message}; the upload may already "
+                            "be complete if the relay got the request",
+                            f"Nothing needs re-sending; re-run later, it tells whether the object exists: {again}") from None
     verify_completed(reply, md5s, size)
     return reply
 
@@ -372,16 +405,6 @@ def _explain(err: S3mpuError, m: Manifest, manifest_path: str | None, file_path:
             return AccessDeniedError(f"{err.message}; the manifest expired at {m.expires_at}",
                                      expired_hint(manifest_path, file_path))
     return err
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    out: list[list[int]] = []
-    for n in sorted(numbers):
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in out)
 
 
 __all__ = ["UploadResult", "upload", "check_file", "complete_via_relay", "verify_completed", "composite_etag",
