@@ -159,3 +159,12 @@ def test_expiry_beyond_sigv4_is_shown_as_given(moto_server: Any, tmp_path: Path)
             admin_env(moto_server))
     assert r.exit_code == 64, r.output
     assert "--expires 30d is beyond SigV4's 7-day limit" in r.stderr and "29d" not in r.stderr
+
+
+def test_rerun_hint_quotes_the_command_but_not_a_secret_key() -> None:
+    from s3mpu.cli.cmd_user import command_line
+
+    assert command_line(["put", "m.json", "my file.bin", "--limit-rate", "10M", "-j", "4"]) == \
+        "s3mpu put m.json 'my file.bin' --limit-rate 10M -j 4"
+    assert command_line(["--secret-key", "S3CR3T", "put", "m.json", "f"]) == "s3mpu --secret-key REDACTED put m.json f"
+    assert "S3CR3T" not in command_line(["--secret-key=S3CR3T", "put", "m.json", "f"])

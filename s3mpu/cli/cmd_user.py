@@ -69,7 +69,7 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
     m = load_manifest(app, manifest_file, file)
     settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
-    given = COMMAND_LINE.set(shlex.join(["s3mpu", *app.argv]) if app.argv else None)
+    given = COMMAND_LINE.set(command_line(app.argv) if app.argv else None)
     try:
         result = upload(m, file, jobs=jobs or settings.jobs, retries=retries, limit_rate=limit_rate,
                         parts=parts_spec, complete=not no_complete, progress=sink, relay=relay_url,
@@ -80,6 +80,21 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
         COMMAND_LINE.reset(given)
     human = summary(m.uri, result) if result.completed else f"{m.uri}: {result.message}"
     app.out.result(result.to_dict(), human)
+
+
+def command_line(argv: list[str]) -> str:
+    """The invocation as typed, quoted for a shell, for "re-run" hints; a --secret-key value is
+    masked (hints land in cron mail and logs, and put needs no credentials anyway)."""
+    out, hide = [], False
+    for arg in argv:
+        if hide:
+            out.append("REDACTED")
+        elif arg.startswith("--secret-key="):
+            out.append("--secret-key=REDACTED")
+        else:
+            out.append(arg)
+        hide = arg == "--secret-key"
+    return shlex.join(["s3mpu", *out])
 
 
 def summary(uri: str, result: Any) -> str:

@@ -82,8 +82,10 @@ def test_expired_manifest_is_77_then_refresh_resumes(e2e: Any, relay: Any, make_
     data = make_data(size, seed=31)
     m = e2e.mint(size=size, relay=relay.url)
     assert e2e.put(m, data, "--parts", "1-2").code == 0
-    short = e2e.refresh(m, expires="+2")
-    time.sleep(3)  # let the refreshed URLs expire (the server's clock decides)
+    # +5, not +2: under load (2 shared cores) building the admin's S3 client between parsing
+    # --expires and signing took over 2 s, and mint refused an expiry already in the past.
+    short = e2e.refresh(m, expires="+5")
+    time.sleep(6)  # let the refreshed URLs expire (the server's clock decides)
     r = e2e.put(short, data)
     assert r.code == 77, r.stderr
     assert "expired" in r.stderr and f"s3mpu mint --refresh {short}" in r.stderr
