@@ -147,11 +147,11 @@ class Scale:
     # -- the figures ---------------------------------------------------------------------
     def run(self, rounds: int, check_bytes: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        manifest = self.workdir / "m.json"
         mints = [self.s3mpu("-q", "--addressing", "path", "mint", f"s3://{BUCKET}/big-{i}", "--size",
                             str(PARTS * PART_SIZE), "--part-size", "5M", "--relay", self.relay_url, "-o",
-                            str(manifest), admin=True) for i in range(rounds)]
+                            str(self.workdir / f"m{i}.json"), admin=True) for i in range(rounds)]
         out["mint"] = _med(mints)
+        manifest = self.workdir / f"m{rounds - 1}.json"  # mint refuses to overwrite a manifest: one file each
         doc = json.loads(manifest.read_text())
         assert len(doc["parts"]) == PARTS, len(doc["parts"])
         out["manifest_bytes"] = manifest.stat().st_size
