@@ -17,7 +17,7 @@ from s3mpu.errors import DataError
 from s3mpu.manifest import Part
 from s3mpu.user.journal import FileIdentity, PartRecord
 from s3mpu.user.resume import Preflight
-from s3mpu.user.transfer import CHUNK, LocalReadError, hash_range
+from s3mpu.user.parts import CHUNK, LocalReadError, hash_range
 
 _RERUN = ("Make sure nothing writes to the file, then re-run the same command: it checks every part against "
           "the server and sends again only those that differ.")
