@@ -12,18 +12,14 @@ from s3mpu.errors import DataError, UsageError
 from s3mpu.manifest import Manifest, Part
 from s3mpu.user.progress import PlainProgress
 from s3mpu.user.sources import StreamSource
+from offline_manifest import offline_manifest
 
 KiB = 1024
 PS = 64 * KiB  # a small part size: the source does not care about S3's 5 MiB minimum
 
 
 def _manifest(size: int, part_size: int = PS, is_max: bool = True) -> Manifest:
-    n = max(1, -(-size // part_size))
-    parts = tuple(Part(i + 1, i * part_size, min(part_size, size - i * part_size), f"http://127.0.0.1:9/p{i + 1}")
-                  for i in range(n))
-    return Manifest(endpoint="http://127.0.0.1:9", region="us-east-1", bucket="bkt", key="k", upload_id="u", size=size,
-                    size_is_max=is_max, part_size=part_size, created_at="2026-01-01T00:00:00Z",
-                    expires_at="2099-01-01T00:00:00Z", parts=parts)
+    return offline_manifest(size, part_size, is_max)
 
 
 def _tail(p: Part, total: int) -> str:

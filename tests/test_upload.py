@@ -15,17 +15,13 @@ from s3mpu.cli import cli
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
 from s3mpu.user.upload import check_file, composite_etag, file_parts, verify_completed
+from offline_manifest import offline_manifest
 
 MiB = 1024 * 1024
 
 
 def _manifest(size: int, part_size: int = 5 * MiB, is_max: bool = False) -> Manifest:
-    n = max(1, -(-size // part_size))
-    parts = tuple(Part(i + 1, i * part_size, min(part_size, size - i * part_size), f"http://127.0.0.1:9/p{i + 1}")
-                  for i in range(n))
-    return Manifest(endpoint="http://127.0.0.1:9", region="us-east-1", bucket="bkt", key="k", upload_id="u", size=size,
-                    size_is_max=is_max, part_size=part_size, created_at="2026-01-01T00:00:00Z",
-                    expires_at="2099-01-01T00:00:00Z", parts=parts)
+    return offline_manifest(size, part_size, is_max)
 
 
 def test_check_file_exact_and_max(tmp_path: Path) -> None:
