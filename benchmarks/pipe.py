@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import ACCESS_KEY, SECRET_KEY, make_file, measure
+from report import run_rounds
 from run import BUCKET, DEFAULT_VENV, GiB, MiB, Bench, log, parse_size, reexec_in_venv
 
 PIPE_TOOLS = ["s3mpu", "aws", "s5cmd", "rclone"]
@@ -152,14 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         make_file(bench.file, args.size)
         if "s3mpu" in tools:
             bench.start_relay()
-        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
         load_before = os.getloadavg()[0]
-        for rnd in range(args.rounds):
-            for tool in tools[rnd % len(tools):] + tools[:rnd % len(tools)]:
-                r = run_pipe(bench, tool, rnd)
-                runs[tool].append(r)
-                log(f"round {rnd + 1}/{args.rounds} pipe {tool:<7} {r['wall']:6.2f} s wall  {r['cpu']:5.2f} s CPU  "
-                    f"{r['rss_mib']:5.0f} MiB  server {r['server_cpu']:5.2f} s CPU")
+        b = bench
+        runs = run_rounds(tools, args.rounds, lambda tool, rnd: run_pipe(b, tool, rnd), log, "pipe ")
         result = {"size": args.size, "rounds": args.rounds,
                   "server": f"{args.server} serve s3" if args.server == "rclone" else "moto server",
                   "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",

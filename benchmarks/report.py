@@ -134,3 +134,17 @@ def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]]
     else:
         table(result)
     return 0
+
+
+def run_rounds(tools: list[str], rounds: int, run_one: Callable[[str, int], dict[str, Any]],
+               log: Callable[[str], None], what: str = "") -> dict[str, list[dict[str, Any]]]:
+    """Run every tool ``rounds`` times, rotating who goes first each round (so no client always
+    meets a warm or a cold server), and log each run's figures as it ends."""
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+    for rnd in range(rounds):
+        for tool in tools[rnd % len(tools):] + tools[:rnd % len(tools)]:
+            r = run_one(tool, rnd)
+            runs[tool].append(r)
+            log(f"round {rnd + 1}/{rounds} {what}{tool:<7} {r['wall']:6.2f} s wall  {r['cpu']:5.2f} s CPU  "
+                f"{r['rss_mib']:5.0f} MiB  server {r['server_cpu']:5.2f} s CPU")
+    return runs

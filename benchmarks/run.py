@@ -32,7 +32,7 @@ from typing import Any
 
 from lab import (ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, stop_process,
                  wait_port)
-from report import emit, print_table, summarize, targets
+from report import emit, print_table, run_rounds, summarize, targets
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -308,15 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         make_file(bench.file, args.size)
         if "s3mpu" in tools and args.complete == "relay":
             bench.start_relay()
-        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
         load_before = os.getloadavg()[0]
-        for rnd in range(args.rounds):
-            order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
-            for tool in order:
-                r = bench.run(tool, rnd)
-                runs[tool].append(r)
-                log(f"round {rnd + 1}/{args.rounds} {tool:<7} {r['wall']:6.2f} s wall  {r['cpu']:5.2f} s CPU  "
-                    f"{r['rss_mib']:5.0f} MiB  server {r['server_cpu']:5.2f} s CPU")
+        runs = run_rounds(tools, args.rounds, bench.run, log)
         mint10k = help_ = scale10k = None
         if not args.no_extras and "s3mpu" in tools:
             mint10k = bench.time_mint_10k()
