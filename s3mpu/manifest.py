@@ -142,7 +142,9 @@ class Manifest:
         lines = []
         for k, v in d.items():
             if k == "parts":
-                body = f",\n{pad}{pad}".join(json.dumps(p) for p in v)
+                # One C-encoder call for the whole list, then a line break between parts. Safe: a
+                # '"' inside a string is always escaped, so '}, {"number": ' occurs only between parts.
+                body = json.dumps(v)[1:-1].replace('}, {"number": ', f'}},\n{pad}{pad}{{"number": ')
                 lines.append(f'{pad}"parts": [\n{pad}{pad}{body}\n{pad}]')
             else:
                 lines.append(f"{pad}{json.dumps(k)}: {json.dumps(v)}")

@@ -136,6 +136,16 @@ def test_boto3_chain_when_nothing_else(clean_env: Path) -> None:
     assert s3_client(s)._request_signer._credentials.access_key == "FILEKEY"  # noqa: SLF001
 
 
+def test_aws_profile_gives_its_keys_and_region_and_a_missing_one_is_a_config_error(clean_env: Path) -> None:
+    write(clean_env / "no-aws-credentials", "[work]\naws_access_key_id = WORKKEY\naws_secret_access_key = WORKSECRET\n")
+    write(clean_env / "no-aws-config", "[profile work]\nregion = eu-west-2\n")
+    c = s3_client(load_settings(flags={"profile": "work"}))
+    assert c._request_signer._credentials.access_key == "WORKKEY"  # noqa: SLF001
+    assert c.meta.region_name == "eu-west-2"
+    with pytest.raises(ConfigError, match="cannot use AWS profile 'nosuch'"):
+        s3_client(load_settings(flags={"profile": "nosuch"}))
+
+
 def test_s3cmd_config_env_var(tmp_path: Path) -> None:
     path = write(tmp_path / "elsewhere.cfg", S3CFG)
     assert load_settings(env={"S3CMD_CONFIG": str(path)}).access_key == "FILEKEY"

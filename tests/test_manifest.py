@@ -149,6 +149,21 @@ def test_large_manifest_round_trips_through_its_json() -> None:
     assert json.loads(m.to_json(indent=None)) == m.to_dict()
 
 
+def test_part_lines_split_only_between_parts() -> None:
+    """A string holding the text that separates parts stays whole: its quotes are escaped."""
+    from dataclasses import replace
+
+    m = sample(size=3 * 5 * MiB)
+    tricky = m.parts[1].url + '&x=}, {"number": 9'
+    m = m.with_updates(parts=(m.parts[0], replace(m.parts[1], url=tricky), m.parts[2]))
+    text = m.to_json()
+    lines = text.splitlines()
+    first = lines.index(' "parts": [') + 1
+    assert [json.loads(line.rstrip(","))["number"] for line in lines[first:first + 3]] == [1, 2, 3]
+    assert lines[first + 3] == " ],"
+    assert json.loads(text) == m.to_dict()
+
+
 @pytest.mark.parametrize("url,shown", [
     ("https://h/b/k?partNumber=1&uploadId=U&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F2026%2Fus&"
      "X-Amz-Date=20261130T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=content-length%3Bhost&X-Amz-Signature=ab12",

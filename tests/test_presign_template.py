@@ -1,4 +1,4 @@
-"""The templated fast path of presigning (mint of 10,000 parts in ~0.1 s of signing instead of ~0.45 s).
+"""The templated fast path of presigning (mint of 10,000 parts in ~0.05 s of signing instead of ~0.45 s).
 
 botocore's canonical request of one part becomes a template; it is used only when it reproduces
 botocore's canonical request for parts of other numbers and sizes, and the URLs stay
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from s3mpu.admin.presign import Presigner, _KeyMemo, _Template
+from s3mpu.admin.presign import Presigner, _signing_key, _Template
 from s3mpu.layout import plan_parts
 from test_presign import SHAPES, _client, _slow, frozen_clock  # noqa: F401 - the fixture is used by name
 
@@ -44,15 +44,21 @@ def test_template_refuses_a_canonical_request_it_cannot_reproduce() -> None:
         "partNumber=1", "partNumber=7").replace("content-length:5", "content-length:9")
 
 
-def test_key_memo_derives_each_key_once() -> None:
-    calls: list[tuple[bytes, str, bool]] = []
+def test_signing_key_is_botocores_and_leaves_its_signer_as_it_was() -> None:
+    """The key is the one botocore's signature() derives; one HMAC with it gives botocore's signature."""
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.credentials import Credentials
 
-    def sign(key: bytes, msg: str, hex: bool = False) -> Any:  # noqa: A002
-        calls.append((key, msg, hex))
-        return f"{key!r}{msg}".encode()
-
-    memo = _KeyMemo(sign)
-    assert memo(b"k", "20261130") == memo(b"k", "20261130") == b"b'k'20261130"
-    memo(b"k", "sts-1", hex=True)
-    memo(b"k", "sts-1", hex=True)
-    assert calls == [(b"k", "20261130", False), (b"k", "sts-1", True), (b"k", "sts-1", True)]
+    auth = S3SigV4QueryAuth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"), "s3", "eu-west-1", 600)
+    t = _Template.build("PUT\n/b/k\npartNumber=1\ncontent-length:5\nhost:h\n\ncontent-length;host\nUNSIGNED-PAYLOAD",
+                        "AWS4-HMAC-SHA256\n20261130T000000Z\n20261130/eu-west-1/s3/aws4_request\n" + "0" * 64,
+                        1, {"Content-Length": "5"}, "20261130T000000Z")
+    assert t is not None
+    signature, key = _signing_key(auth, "string to sign", t)
+    assert signature == auth.signature("string to sign", t)
+    t.use_key(key)
+    assert t.signature("string to sign") == signature
+    assert t.signature("another string") == auth.signature("another string", t)
+    assert "_sign" not in vars(auth)  # botocore's method is back in charge
+    other = S3SigV4QueryAuth(Credentials("AKIDEXAMPLE", "another secret"), "s3", "eu-west-1", 600)
+    assert _signing_key(other, "string to sign", t)[1] != key

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -87,10 +88,15 @@ class Presigner:
         fast.learn([(spans[i].number, self._headers(spans[i], sign_length, md5s[i] if md5s else None)) for i in picks])
         self.template_used = fast.templated
         urls = [first]
+        fitting: dict[tuple[str, ...], bool] = {}  # fits() depends only on the header names
         for i, s in enumerate(spans[1:], start=1):
             md5 = md5s[i] if md5s else None
             headers = self._headers(s, sign_length, md5)
-            urls.append(fast.sign(s.number, headers) if fast.fits(headers) else self.part_url(s, sign_length, md5))
+            names = tuple(headers)
+            fits = fitting.get(names)
+            if fits is None:
+                fits = fitting[names] = fast.fits(headers)
+            urls.append(fast.sign(s.number, headers) if fits else self.part_url(s, sign_length, md5))
         return urls
 
     @staticmethod
@@ -132,6 +138,8 @@ class _FastPartSigner:
         self._host = host
         self._timestamp = timestamp
         self._auth_query = auth_query
+        self._url_head = f"{base}?{self._before}{'&' if before else ''}partNumber="
+        self._url_tail = f"{'&' if after else ''}{self._after}&{auth_query}"
         from botocore.awsrequest import AWSRequest
 
         self._request_cls = AWSRequest
@@ -191,13 +199,12 @@ class _FastPartSigner:
 
     def sign(self, number: int, headers: dict[str, str]) -> str:
         """The presigned URL of part ``number`` with these signed headers, via botocore's signer."""
-        op = "&".join(x for x in (self._before, f"partNumber={number}", self._after) if x)
-        url = f"{self._base}?{op}&{self._auth_query}"
+        url = f"{self._url_head}{number}{self._url_tail}"
         template = self._template
         if template is not None:
             canonical = template.canonical(number, headers)
             string_to_sign = template.sts_prefix + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-            return f"{url}&X-Amz-Signature={self._auth.signature(string_to_sign, template)}"
+            return f"{url}&X-Amz-Signature={template.signature(string_to_sign)}"
         request = self._request(url, headers)
         canonical = self._auth.canonical_request(request)
         string_to_sign = self._auth.string_to_sign(request, canonical)
@@ -222,10 +229,11 @@ class _FastPartSigner:
         Why: building an ``AWSRequest`` and its canonical form is most of the ~45 µs a part
         still costs. Within one upload the canonical request differs only in ``partNumber``
         and the signed header values, so botocore's own canonical request of one part becomes
-        a template; it is kept only if it reproduces botocore's canonical request and string to
-        sign for every sample (parts with another number and another size). The signing key is
-        botocore's too: its four derivation HMACs are the same for every part, so they are
-        remembered (:class:`_KeyMemo`) instead of recomputed.
+        a template; it is kept only if it reproduces botocore's canonical request, string to
+        sign and signature for every sample (parts with another number and another size). The
+        signing key is botocore's too: its four derivation HMACs are the same for every part, so
+        the key its ``signature()`` derives is taken once (:func:`_signing_key`) and only the last
+        HMAC is computed per part.
         """
         try:
             first_number, first_headers = samples[0]
@@ -236,15 +244,19 @@ class _FastPartSigner:
             template = _Template.build(canonical, sts, first_number, first_headers, self._timestamp)
             if template is None:
                 return
+            signature, key = _signing_key(self._auth, sts, template)
+            template.use_key(key)
+            if template.signature(sts) != signature:
+                return
             for number, headers in samples:
                 op = "&".join(x for x in (self._before, f"partNumber={number}", self._after) if x)
                 req = self._request(f"{self._base}?{op}&{self._auth_query}", headers)
                 want = self._auth.canonical_request(req)
+                want_sts = self._auth.string_to_sign(req, want)
                 if template.canonical(number, headers) != want or \
-                        template.sts_prefix + hashlib.sha256(want.encode("utf-8")).hexdigest() != \
-                        self._auth.string_to_sign(req, want):
+                        template.sts_prefix + hashlib.sha256(want.encode("utf-8")).hexdigest() != want_sts or \
+                        template.signature(want_sts) != self._auth.signature(want_sts, req):
                     return
-            self._auth._sign = _KeyMemo(self._auth._sign)  # noqa: SLF001 - memoise botocore's own HMAC step
             self._template = template
         except Exception:  # noqa: BLE001 - any surprise: keep botocore's per-part request path
             self._template = None
@@ -266,6 +278,10 @@ class _Template:
         self.head, self.query_before, self.query_after = head, query_before, query_after
         self.header_lines, self.tail, self.sts_prefix = header_lines, tail, sts_prefix
         self.context = {"timestamp": timestamp}  # what botocore's signature() reads from a request
+        self._key = b""
+        # The canonical request as fixed text around the holes, joined in one go per part.
+        self._fixed_head = f"{head}\n{query_before}{'&' if query_before else ''}partNumber="
+        self._fixed_query_end = f"{'&' if query_after else ''}{query_after}\n"
 
     @classmethod
     def build(cls, canonical: str, sts: str, number: int, headers: dict[str, str],
@@ -299,26 +315,45 @@ class _Template:
 
     def canonical(self, number: int, headers: dict[str, str]) -> str:
         values = {k.lower(): v for k, v in headers.items()}
-        query = "&".join(x for x in (self.query_before, f"partNumber={number}", self.query_after) if x)
-        hdrs = "\n".join(fixed if fixed is not None else f"{name}:{' '.join(values[name].split())}"
-                         for name, fixed in self.header_lines)
-        return f"{self.head}\n{query}\n{hdrs}\n{self.tail}"
+        hdrs = "\n".join([fixed if fixed is not None else f"{name}:{' '.join(values[name].split())}"
+                          for name, fixed in self.header_lines])
+        return f"{self._fixed_head}{number}{self._fixed_query_end}{hdrs}\n{self.tail}"
+
+    def use_key(self, key: bytes) -> None:
+        self._key = key
+
+    def signature(self, string_to_sign: str) -> str:
+        """botocore's last SigV4 step, ``_sign(k_signing, string_to_sign, hex=True)``, from the key it derived."""
+        return hmac.digest(self._key, string_to_sign.encode("utf-8"), "sha256").hex()
 
 
-class _KeyMemo:
-    """botocore's ``_sign`` (one HMAC), remembering the key-derivation steps, which repeat for every part."""
+def _signing_key(auth: Any, string_to_sign: str, request: Any) -> tuple[str, bytes]:
+    """botocore's signature of ``string_to_sign`` and the signing key its ``signature()`` derived for it.
 
-    def __init__(self, sign: Any) -> None:
-        self._sign = sign
-        self._keys: dict[tuple[bytes, str], bytes] = {}
+    SigV4's key is four HMACs over the secret, the day, the region and the service: the same
+    for every part of one upload. botocore has no public accessor for it, so its ``_sign`` is
+    watched during one real ``signature()`` call and the key of the final (hex) HMAC is kept.
+    """
+    keys: list[bytes] = []
+    own = vars(auth).get("_sign")  # normally None: _sign is the class's method
+    real = auth._sign  # noqa: SLF001 - botocore's own HMAC step, watched for one call
 
-    def __call__(self, key: bytes, msg: str, hex: bool = False) -> Any:  # noqa: A002 - botocore's signature
+    def watch(key: bytes, msg: str, hex: bool = False) -> Any:  # noqa: A002 - botocore's signature
         if hex:
-            return self._sign(key, msg, hex=True)
-        got = self._keys.get((key, msg))
-        if got is None:
-            got = self._keys[(key, msg)] = self._sign(key, msg)
-        return got
+            keys.append(key)
+        return real(key, msg, hex=hex)
+
+    auth._sign = watch  # noqa: SLF001
+    try:
+        signature = auth.signature(string_to_sign, request)
+    finally:
+        if own is None:
+            del auth._sign  # back to the class's method
+        else:
+            auth._sign = own  # noqa: SLF001
+    if len(keys) != 1:
+        raise ValueError("botocore's signature() did not end in one hex HMAC")
+    return str(signature), keys[0]
 
 
 __all__ = ["Presigner", "b64_md5"]
