@@ -10,6 +10,11 @@ Why this shape:
   refused URL or a data error stops every worker at once, because it will hit every part.
 - Cancellation (Ctrl-C, a fatal error) is one ``threading.Event`` checked between chunks
   and used for every sleep, so workers stop within one chunk.
+- Hashing is the CPU-bound step, so at most one part per core is hashed at a time, and a worker
+  takes its next part only once it holds a hashing slot. Parts are then hashed one after another
+  in part order instead of eight at once: the first byte leaves after one part's hash rather
+  than after all eight, servers that write parts in order (rclone) get them in order, and the
+  threads do not fight over two cores. The other workers are sending meanwhile.
 - Parts, their hashing and their request bodies live in :mod:`s3mpu.user.parts`; policy (which
   parts, journal, completion) in :mod:`s3mpu.user.upload`; this module only
   moves bytes and reports facts through callbacks and a :class:`~s3mpu.user.progress.ProgressSink`.
@@ -17,6 +22,7 @@ Why this shape:
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -52,7 +58,7 @@ class Transfer:
                  limiter: TokenBucket | None = None, progress: ProgressSink | None = None,
                  on_done: Callable[[PartDone], None] | None = None, cancel: threading.Event | None = None,
                  max_failures: int | None = None, describe: Callable[[int], str] | None = None,
-                 on_release: Callable[[PartTask], None] | None = None) -> None:
+                 on_release: Callable[[PartTask], None] | None = None, hash_slots: int | None = None) -> None:
         self.fd = fd
         self.on_release = on_release
         self.http = http
@@ -68,6 +74,8 @@ class Transfer:
         self._lock = threading.Lock()
         self._bytes = 0
         self.outcome = Outcome()
+        #: parts hashed at once (see the module doc); the other workers are sending meanwhile
+        self.hash_slots = max(1, min(self.jobs, hash_slots or _cores()))
 
     @property
     def bytes_sent(self) -> int:
@@ -80,6 +88,10 @@ class Transfer:
     # -- one part ----------------------------------------------------------------------
     def send_part(self, task: PartTask, buf: bytearray) -> PartDone:
         """Hash, then send with retries. Raises _Fatal, _Exhausted or Cancelled."""
+        return self.send_hashed(task, self.digest(task, buf), buf)
+
+    def digest(self, task: PartTask, buf: bytearray) -> str:
+        """The part's MD5 (read from the file, or of its buffer), checked against a plan's. Raises _Fatal."""
         if task.data is not None:
             md5 = hashlib.md5(task.data).hexdigest()  # releases the GIL for large buffers
         else:
@@ -92,6 +104,10 @@ class Transfer:
             raise _Fatal(DataError(
                 f"{self.describe(task.number)}: local MD5 {md5} differs from the manifest's {task.md5}; nothing sent",
                 "The file changed since 's3mpu plan' ran; upload the planned file or ask for a new manifest."))
+        return md5
+
+    def send_hashed(self, task: PartTask, md5: str, buf: bytearray) -> PartDone:
+        """Send a part whose MD5 is known, with retries. Raises _Fatal, _Exhausted or Cancelled."""
         if task.held_md5 is not None and task.held_md5 == md5:
             self.progress.part_finished(task.number, True)
             return PartDone(task.number, task.size, md5, md5, 0)  # the server holds these very bytes
@@ -178,6 +194,7 @@ class Transfer:
         """
         streaming = not isinstance(tasks, Sequence)
         q: queue.SimpleQueue[PartTask | None] = queue.SimpleQueue()
+        hashing = threading.Semaphore(self.hash_slots)
         stop_dispatch = threading.Event()
         out = self.outcome
 
@@ -217,14 +234,39 @@ class Transfer:
                     continue
             return None
 
+        def take_and_hash(buf: bytearray) -> tuple[PartTask, str] | None:
+            """The next part and its MD5, hashed while holding one of the hashing slots."""
+            while not hashing.acquire(timeout=0.1):
+                if self.cancel.is_set() or stop_dispatch.is_set():
+                    return None
+            task = None
+            try:
+                task = next_task()  # taken only once a slot is held: parts are hashed in part order
+                if task is None:
+                    return None
+                return task, self.digest(task, buf)
+            except BaseException:
+                if task is not None:
+                    self._release(task)
+                raise
+            finally:
+                hashing.release()
+
         def worker() -> None:
             buf = bytearray(0 if streaming else CHUNK)  # a stream's parts are in memory already
             while not self.cancel.is_set() and not stop_dispatch.is_set():
-                task = next_task()
-                if task is None:
-                    return
                 try:
-                    done = self.send_part(task, buf)
+                    taken = take_and_hash(buf)
+                except Cancelled:
+                    return
+                except _Fatal as f:
+                    fatal(f.err)
+                    return
+                if taken is None:
+                    return
+                task, md5 = taken
+                try:
+                    done = self.send_hashed(task, md5, buf)
                     if self.on_done is not None:
                         self.on_done(done)
                 except Cancelled:
@@ -276,6 +318,14 @@ class Transfer:
         out.bytes_sent = self._bytes
         out.cancelled = self.cancel.is_set() and out.fatal is None
         return out
+
+
+def _cores() -> int:
+    """CPUs this process may run on: hashing more parts at once than that only interleaves them."""
+    try:
+        return max(2, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(2, os.cpu_count() or 2)
 
 
 def _short(exc: BaseException) -> str:
