@@ -190,5 +190,14 @@ def json_option(f: Any) -> Any:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    The cyclic collector's first generation runs every 10,000 allocations instead of 700: start-up
+    (click, urllib3, the manifest) allocates a few hundred thousand objects that live for the whole
+    run, and collecting them every 700 cost about 10 ms of each command's ~0.15 s start (medians of
+    40 runs). Only the console script does this; a program importing the library keeps its own.
+    """
+    import gc
+
+    gc.set_threshold(10_000, 10, 10)
     cli.main(prog_name="s3mpu")
