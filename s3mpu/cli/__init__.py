@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +122,8 @@ class S3mpuGroup(click.Group):
             return EXIT_GENERAL
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
             if self.verbose:
+                import traceback  # only here: 4 ms of every start-up otherwise
+
                 traceback.print_exc()
             click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
             click.echo("Re-run with -v for details, and report it if it persists.", err=True)
