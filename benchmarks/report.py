@@ -100,7 +100,8 @@ def print_table(result: dict[str, Any], order: list[str]) -> None:
     print(f"\n{sizes} to {result['server']} on {result['platform']}, medians of {result['rounds']} rounds "
           "(ratio = peer / s3mpu: > 1 means s3mpu is better)")
     print(f"load average before/after: {load[0]:.2f}/{load[1]:.2f} (other work on the machine skews wall times;"
-          f" CPU and RSS are robust); RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB")
+          " RSS is robust, CPU less so: compare ratios within one run); "
+          f"RSS floor of the measurement: {result.get('rss_floor_mib', 0):.1f} MiB")
     for one in result["sizes"]:
         print_size(one, order)
     if result.get("mint_10k"):
