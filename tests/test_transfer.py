@@ -10,6 +10,7 @@ import http.server
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,43 @@ def test_cancel_stops_a_rate_limited_transfer_mid_part(server: Scripted, data: t
     out = t.run(_tasks(server.url, payload))
     assert out.cancelled and not out.done
     assert out.bytes_sent == 0  # the unfinished attempt was rolled back
+
+
+class _Watching(Transfer):
+    """Records which parts are being hashed at once, and in which order hashing starts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch = threading.Lock()
+        self.hashing: set[int] = set()
+        self.peak = 0
+        self.started: list[int] = []
+
+    def digest(self, task: PartTask, buf: bytearray) -> str:
+        with self.watch:
+            self.hashing.add(task.number)
+            self.peak = max(self.peak, len(self.hashing))
+            self.started.append(task.number)
+        try:
+            time.sleep(0.01)  # widen the window in which a third hash could start
+            return super().digest(task, buf)
+        finally:
+            with self.watch:
+                self.hashing.discard(task.number)
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_at_most_hash_slots_parts_are_hashed_at_once_in_part_order(server: Scripted, data: tuple[int, bytes],
+                                                                   slots: int) -> None:
+    fd, payload = data
+    tasks = _tasks(server.url, payload, part=256 * 1024)  # 13 parts for 6 workers
+    t = _Watching(fd, HttpClient(6), jobs=6, retry=FAST, hash_slots=slots)
+    out = t.run(tasks)
+    assert out.fatal is None and not out.failed and len(out.done) == len(tasks)
+    assert t.peak == slots  # never more, and the slots are used
+    assert sorted(t.started) == [task.number for task in tasks]
+    if slots == 1:  # a part is taken only once the slot is held: one slot hashes them strictly in part order
+        assert t.started == sorted(t.started)
 
 
 def test_hash_range_matches_hashlib(data: tuple[int, bytes]) -> None:
