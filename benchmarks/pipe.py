@@ -20,17 +20,15 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from lab import ACCESS_KEY, SECRET_KEY, make_file, measure
 from report import run_rounds
-from run import BUCKET, DEFAULT_VENV, GiB, MiB, Bench, log, parse_size, reexec_in_venv
+from run import BUCKET, GiB, MiB, Bench, bench_session, chosen_tools, common_arguments, log, parse_size, reexec_in_venv
 
 PIPE_TOOLS = ["s3mpu", "aws", "s5cmd", "rclone"]
 
@@ -67,15 +65,7 @@ def run_pipe(bench: Bench, tool: str, rnd: int) -> dict[str, Any]:
     key = f"pipe-{tool}-{rnd}.bin"
     manifest = bench.workdir / f"{key}.json"
     if tool == "s3mpu":
-        mint = [str(bench.bindir / "s3mpu"), "-q", "--addressing", "path", "mint", f"s3://{BUCKET}/{key}",
-                "--max-size", str(2 * bench.size), "-o", str(manifest)]
-        if bench.args.part_size:
-            mint += ["--part-size", bench.args.part_size]
-        if bench.relay_url:
-            mint += ["--relay", bench.relay_url]
-        m = measure(mint, bench.admin_env(), bench.workdir)
-        if m["rc"] != 0:
-            raise RuntimeError(f"s3mpu mint failed ({m['rc']}): {m['stderr'].strip()}")
+        bench.mint(key, 2 * bench.size, manifest, max_size=True)  # as for a dump of unknown size
     cmd, env = uploader(bench, tool, key, manifest)
     line = f"set -o pipefail; cat {shlex.quote(str(bench.file))} | {shlex.join(cmd)}"
     r = measure(["/bin/bash", "-c", line], env, bench.workdir, bench.server)
@@ -126,36 +116,21 @@ def print_pipe(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--size", type=parse_size, default=GiB, help="stream size (default 1G)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
-    ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
-    ap.add_argument("--tools", default=",".join(PIPE_TOOLS), help=f"subset of {','.join(PIPE_TOOLS)}")
-    ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-                    help="where the file and the server's data live (default /dev/shm, a RAM disk)")
-    ap.add_argument("--jobs", type=int, help="s3mpu put --jobs (default: s3mpu's own)")
+    common_arguments(ap, PIPE_TOOLS)
     ap.add_argument("--memory", help="s3mpu put --memory (default: s3mpu's own, 256M)")
-    ap.add_argument("--part-size", help="s3mpu mint --part-size (default: s3mpu's own)")
-    ap.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the table")
-    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="benchmark venv (default benchmarks/.venv)")
-    ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
     args = ap.parse_args(argv)
     args.complete = "relay"
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if set(tools) - set(PIPE_TOOLS):
-        ap.error(f"unknown tools: {', '.join(sorted(set(tools) - set(PIPE_TOOLS)))}")
+    tools = chosen_tools(ap, args, PIPE_TOOLS)
 
     reexec_in_venv(args.venv, args.server, args.reinstall, argv, Path(__file__))
 
-    workdir = Path(tempfile.mkdtemp(prefix="s3mpu-pipe-", dir=args.dir))
-    bench: Bench | None = None
-    try:
-        bench = Bench(args, workdir)
+    with bench_session(args, "s3mpu-pipe-") as (bench, workdir):
         log(f"creating a {args.size / MiB:.0f} MiB file in {workdir}")
         make_file(bench.file, args.size)
         if "s3mpu" in tools:
             bench.start_relay()
         load_before = os.getloadavg()[0]
-        b = bench
-        runs = run_rounds(tools, args.rounds, lambda tool, rnd: run_pipe(b, tool, rnd), log, "pipe ")
+        runs = run_rounds(tools, args.rounds, lambda tool, rnd: run_pipe(bench, tool, rnd), log, "pipe ")
         result = {"size": args.size, "rounds": args.rounds,
                   "server": f"{args.server} serve s3" if args.server == "rclone" else "moto server",
                   "platform": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
@@ -168,10 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print_pipe(result)
         return 0
-    finally:
-        if bench is not None:
-            bench.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +173,11 @@ class Bench:
                     self.base_env())
         raise ValueError(tool)
 
-    def mint(self, key: str, size: int, manifest: Path, part_size: str | None = None) -> dict[str, Any]:
+    def mint(self, key: str, size: int, manifest: Path, part_size: str | None = None,
+             max_size: bool = False) -> dict[str, Any]:
+        """``s3mpu mint`` for ``key`` (``--max-size`` instead of ``--size`` for a stream of unknown size)."""
         cmd = [str(self.bindir / "s3mpu"), "-q", "--addressing", "path", "mint", f"s3://{BUCKET}/{key}",
-               "--size", str(size), "-o", str(manifest)]
+               "--max-size" if max_size else "--size", str(size), "-o", str(manifest)]
         if part_size:
             cmd += ["--part-size", part_size]
         elif self.args.part_size:
@@ -302,39 +306,57 @@ def run_scale(rounds: int, where: Path | None) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def common_arguments(ap: argparse.ArgumentParser, tools: list[str]) -> None:
+    """The options ``run.py`` and ``pipe.py`` share: rounds, server, place, s3mpu's shape, output, venv."""
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
+    ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
+    ap.add_argument("--tools", default=",".join(tools), help=f"comma-separated subset of {','.join(tools)}")
+    ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+                    help="where the file and the server's data live (default /dev/shm, a RAM disk)")
+    ap.add_argument("--jobs", type=int, help="s3mpu put --jobs (default: s3mpu's own)")
+    ap.add_argument("--part-size", help="s3mpu mint --part-size (default: s3mpu's own)")
+    ap.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the table")
+    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="benchmark venv (default benchmarks/.venv)")
+    ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
+
+
+def chosen_tools(ap: argparse.ArgumentParser, args: argparse.Namespace, known: list[str]) -> list[str]:
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if set(tools) - set(known):
+        ap.error(f"unknown tools: {', '.join(sorted(set(tools) - set(known)))}")
+    return tools
+
+
+@contextmanager
+def bench_session(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Bench, Path]]:
+    """A work folder with its server (and so the bench), both gone afterwards whatever happened."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=args.dir))
+    bench: Bench | None = None
+    try:
+        bench = Bench(args, workdir)
+        yield bench, workdir
+    finally:
+        if bench is not None:
+            bench.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--size", type=parse_sizes, default=[512 * MiB, GiB],
                     help="file size, or sizes separated by commas, each measured in turn in the same run "
                          "(default 512M,1G)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds per client; medians are reported (default 3)")
-    ap.add_argument("--server", choices=["rclone", "moto"], default="rclone", help="local S3 server (default rclone)")
-    ap.add_argument("--tools", default=",".join(TOOLS + EXTRA_TOOLS),
-                    help=f"comma-separated subset of {','.join(TOOLS + EXTRA_TOOLS)} (s3mpu-upload: put --no-complete, "
-                         "the upload without the relay's complete and HeadObject)")
-    ap.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-                    help="where the file and the server's data live (default /dev/shm, a RAM disk)")
-    ap.add_argument("--jobs", type=int, help="s3mpu put --jobs (default: s3mpu's own)")
-    ap.add_argument("--part-size", help="s3mpu mint --part-size (default: s3mpu's own)")
+    common_arguments(ap, TOOLS + EXTRA_TOOLS)
     ap.add_argument("--complete", choices=["relay", "direct"], default="relay",
                     help="s3mpu completes through a relay (default) or with 'complete' and admin credentials")
     ap.add_argument("--no-extras", action="store_true",
                     help="skip the 10,000-part figures (mint, info, status, first byte, relay complete) and --help")
-    ap.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of the table")
-    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="benchmark venv (default benchmarks/.venv)")
-    ap.add_argument("--reinstall", action="store_true", help="pip install the peers and this checkout again")
     args = ap.parse_args(argv)
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = set(tools) - set(TOOLS + EXTRA_TOOLS)
-    if unknown:
-        ap.error(f"unknown tools: {', '.join(sorted(unknown))}")
+    tools = chosen_tools(ap, args, TOOLS + EXTRA_TOOLS)  # s3mpu-upload: put --no-complete, the upload alone
 
     reexec_in_venv(args.venv, args.server, args.reinstall, argv, Path(__file__))
 
-    workdir = Path(tempfile.mkdtemp(prefix="s3mpu-bench-", dir=args.dir))
-    bench: Bench | None = None
-    try:
-        bench = Bench(args, workdir)
+    with bench_session(args, "s3mpu-bench-") as (bench, workdir):
         if "s3mpu" in tools and args.complete == "relay":
             bench.start_relay()
         load_before = os.getloadavg()[0]
@@ -363,10 +385,6 @@ def main(argv: list[str] | None = None) -> int:
                   "load_average": [load_before, os.getloadavg()[0]], "rss_floor_mib": floor,
                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         return emit(result, args.json, lambda r: print_table(r, TOOLS + EXTRA_TOOLS))
-    finally:
-        if bench is not None:
-            bench.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
