@@ -234,6 +234,20 @@ def test_at_most_hash_slots_parts_are_hashed_at_once_in_part_order(server: Scrip
         assert t.started == sorted(t.started)
 
 
+def test_a_fatal_part_stops_workers_waiting_for_a_hashing_slot(server: Scripted, data: tuple[int, bytes]) -> None:
+    """Five workers queue for one slot; a refused part ends the run at once, nothing after it is sent."""
+    fd, payload = data
+    tasks = _tasks(server.url, payload, part=64 * 1024)  # 49 parts: hashing them all would take 0.5 s
+    server.script["/p1"] = [DENIED_403]
+    t = _Watching(fd, HttpClient(6), jobs=6, retry=FAST, hash_slots=1)
+    started = time.monotonic()
+    out = t.run(tasks)
+    assert isinstance(out.fatal, AccessDeniedError)
+    assert time.monotonic() - started < 5
+    assert len(t.started) < len(tasks)  # the waiting workers gave up instead of hashing every part
+    assert not any(path == f"/p{len(tasks)}" for path, _ in server.requests)
+
+
 def test_hash_range_matches_hashlib(data: tuple[int, bytes]) -> None:
     fd, payload = data
     buf = bytearray(4096)
