@@ -85,7 +85,7 @@ class _Budget:
             self.cond.notify_all()
 
 
-def put_bundle(bundle: Bundle, directory: str | os.PathLike[str], *, jobs: int | None = None,
+def put_bundle(bundle: Bundle | str | os.PathLike[str], directory: str | os.PathLike[str], *, jobs: int | None = None,
                big_jobs: int | None = None, retries: int = 5, limit_rate: int | str | None = None,
                complete: bool = True, progress: BundleProgress | None = None, relay: str | None = None,
                bundle_path: str | None = None, warn: Callable[[str], None] | None = None,
@@ -93,13 +93,23 @@ def put_bundle(bundle: Bundle, directory: str | os.PathLike[str], *, jobs: int |
                connect_timeout: float = 10.0, read_timeout: float = 60.0, retry: RetryPolicy | None = None,
                cancel: threading.Event | None = None, state_dir: Path | None = None, ca_bundle: str | None = None,
                proxy: str | None = None, memory: int | str | None = None, rerun: str | None = None) -> BundleResult:
-    """Upload every object of ``bundle`` from ``directory``; resume what an earlier run did.
+    """Upload every object of ``bundle`` (a :class:`Bundle` or its path) from ``directory``; resume what an
+    earlier run did::
+
+        result = s3mpu.put_bundle("photos.bundle.json", "photos/")
+        if result.error():
+            print([(r.path, r.error) for r in result.failed])
 
     Returns a :class:`BundleResult` whatever happened to single objects (``result.error()`` is the
     error to raise, None when every object landed); raises only for what stops the whole run
     before it starts (the folder missing, another run of this bundle going on: 66, 75).
     ``on_object`` hears each object as it ends (the CLI's ``--json`` lines).
     """
+    if not isinstance(bundle, Bundle):
+        from s3mpu.bundle import load
+
+        bundle_path = bundle_path or str(bundle)
+        bundle = load(bundle)
     folder = Folder(directory)
     lock = UploadLock.acquire(f"bundle:{bundle.id}", state_dir)
     try:
