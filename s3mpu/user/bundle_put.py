@@ -42,7 +42,7 @@ from s3mpu.user.sources import FileSource
 from s3mpu.user.state import Options, Run
 from s3mpu.user.transfer import Transfer
 
-DEFAULT_BUNDLE_JOBS = 32  # requests in flight: small files are latency-bound
+DEFAULT_BUNDLE_JOBS = 64  # requests in flight: small files are latency-bound (s5cmd runs 256)
 DEFAULT_BIG_JOBS = 8  # parts of large objects streamed at once (a single put's default -j)
 DEFAULT_MEMORY = 256 * MiB  # bytes of small objects held in memory at once
 
