@@ -366,6 +366,16 @@ def read_handoff(path: str | os.PathLike[str], stdin: BinaryIO | None = None) ->
     return parse_json(raw, str(path), "manifest or bundle", ManifestError), str(path)
 
 
+def read_raw(path: str | os.PathLike[str]) -> bytes:
+    """A bundle file's bytes (66 when missing or unreadable), for :func:`loads` and a digest of them."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NoInputError(f"bundle not found: {path}", "Check the path, or ask the admin to mint one.") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def load(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> Bundle:
     data, name = read_handoff(path, stdin)
     if not is_bundle(data) and isinstance(data, dict) and data.get("format") == "s3mpu.manifest/1":
@@ -380,4 +390,5 @@ def dump(bundle: Bundle, path: str | os.PathLike[str], stdout: Any = None) -> No
 
 
 __all__ = ["FORMAT", "MAX_KEY_BYTES", "MAX_OBJECTS", "MAX_SINGLE_PUT", "Bundle", "BundleObject", "BundleError",
-           "path_problem", "key_for", "key_problem", "is_bundle", "load", "loads", "dump", "read_handoff", "schema"]
+           "path_problem", "key_for", "key_problem", "is_bundle", "load", "loads", "dump", "read_handoff", "read_raw",
+           "schema"]

@@ -31,7 +31,6 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                    timeout: float, memory: int | None, parts_spec: str | None, expect_size: int | None,
                    expect_sha256: str | None, verify: bool) -> None:
     """``s3mpu put BUNDLE DIR``: one line per object with --json, a summary, the exit status of SPEC §8."""
-    from s3mpu import bundle as bundles
     from s3mpu.cli.cmd_user import command_line
     from s3mpu.cli.progress_bundle import make_bundle_progress
     from s3mpu.errors import UsageError
@@ -44,8 +43,6 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                          f"Leave them out: s3mpu put {bundle_file} {directory}")
     if directory == "-":
         raise UsageError("a bundle uploads a folder, not standard input", f"s3mpu put {bundle_file} DIR")
-    b = bundles.load(bundle_file)
-    sink = make_bundle_progress(app.out, progress_mode, label=b.uri)
     rerun = command_line(app.argv) if app.argv else f"s3mpu put {bundle_file} {directory}"
     given = COMMAND_LINE.set(rerun)
 
@@ -56,8 +53,9 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
             app.out.warn(r.error.message)
 
     try:
-        result = put_bundle(b, directory, jobs=jobs or None, retries=retries, limit_rate=limit_rate,
-                            complete=not no_complete, progress=sink, relay=relay_url, bundle_path=bundle_file,
+        result = put_bundle(bundle_file, directory, jobs=jobs or None, retries=retries, limit_rate=limit_rate,
+                            complete=not no_complete, relay=relay_url, bundle_path=bundle_file,
+                            progress=lambda b: make_bundle_progress(app.out, progress_mode, label=b.uri),
                             warn=app.out.warn, info=app.out.info, on_object=one, read_timeout=timeout,
                             connect_timeout=min(10.0, timeout), ca_bundle=app.settings.ca_bundle,
                             proxy=app.settings.proxy, memory=memory, rerun=rerun)
@@ -68,9 +66,12 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                      f"(e.g. {', '.join(result.unnamed_examples[:3])})")
     if app.out.json_mode:
         app.out.event(result.to_dict())
+    elif result.finished_before:
+        app.out.result(None, f"{result.uri}: all {result.objects} objects were uploaded by an earlier run of this "
+                             "bundle; nothing to send")
     else:
         done_now = result.done - result.skipped
-        line = (f"{b.uri}: {result.done} of {result.objects} objects uploaded"
+        line = (f"{result.uri}: {result.done} of {result.objects} objects uploaded"
                 + (f" ({result.skipped} before this run)" if result.skipped else "")
                 + f"; sent {format_size(result.bytes_sent)} in {result.seconds:.1f} s"
                 + (f" ({format_size(result.bytes_sent / max(result.seconds, 1e-6))}/s)" if done_now else ""))

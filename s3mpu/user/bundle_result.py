@@ -52,12 +52,13 @@ class BundleResult:
     unnamed_examples: list[str] = field(default_factory=list)
     fatal: S3mpuError | None = None  # what stopped the run for every object (an expired bundle, Ctrl-C)
     rerun: str = ""
+    finished_before: bool = False  # every object landed in an earlier run (recognised by the bundle's digest)
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": True, "bundle": self.uri, "objects": self.objects, "done": self.done,
                 "skipped": self.skipped, "uploaded_not_completed": self.uploaded, "failed": len(self.failed),
                 "not_sent": len(self.not_sent), "bytes_sent": self.bytes_sent, "seconds": round(self.seconds, 3),
-                "unnamed_files": self.unnamed,
+                "unnamed_files": self.unnamed, "finished_before": self.finished_before,
                 "failures": [{"path": r.path, "error": r.error.message if r.error else None,
                               "exit_code": r.error.exit_code if r.error else None} for r in self.failed],
                 "error": self.fatal.message if self.fatal else None}

@@ -39,7 +39,15 @@ def test_a_bundle_lands_every_file_byte_identical_and_a_rerun_sends_nothing(e2e:
     again = e2e.cli(["put", out, tree, "--json"])
     assert again.code == 0, again.stderr
     s = lines(again.stdout)[-1]
-    assert (s["skipped"], s["bytes_sent"], s["done"]) == (5, 0, 5)
+    assert (s["skipped"], s["bytes_sent"], s["done"], s["finished_before"]) == (5, 0, 5, True)
+    import shutil
+
+    shutil.rmtree(Path(os.environ["XDG_STATE_HOME"]) / "s3mpu" / "bundles")  # journal and note gone
+    third = e2e.cli(["put", out, tree, "--json"])
+    assert third.code == 0, third.stderr
+    assert lines(third.stdout)[-1]["done"] == 5
+    for rel in TREE:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (tree / rel).read_bytes(), rel
 
 
 def test_a_missing_file_and_a_changed_file_fail_their_own_objects_only(e2e: E2E, tree: Path, relay: Any) -> None:
