@@ -47,7 +47,8 @@ def parse_secret(text: str, where: str = "the webhook secret") -> bytes:
         raise ConfigError(f"{where} must look like whsec_<base64> (Standard Webhooks)",
                           "Generate one with: echo whsec_$(openssl rand -base64 32)")
     try:
-        key = base64.b64decode(text[len("whsec_"):], validate=True)
+        encoded = text[len("whsec_"):]
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding optional
     except (binascii.Error, ValueError):
         raise ConfigError(f"{where} is not valid base64 after whsec_",
                           "Generate one with: echo whsec_$(openssl rand -base64 32)") from None
@@ -230,3 +231,20 @@ class WebhookSender:
 
     def stats(self) -> dict[str, Any]:
         return {"urls": len(self.urls), "queued": self.depth, "max_queue": self.max_queue}
+
+
+def load_secret(secret_file: str | None, env_value: str | None) -> bytes:
+    """The webhook key from ``--webhook-secret-file`` (first non-empty line) or ``S3MPU_WEBHOOK_SECRET``."""
+    if secret_file:
+        try:
+            lines = [ln.strip() for ln in open(secret_file, encoding="utf-8").read().splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read webhook secret file {secret_file}: {exc}") from None
+        if not lines:
+            raise ConfigError(f"webhook secret file {secret_file} is empty",
+                              "Put one whsec_ secret in it: echo whsec_$(openssl rand -base64 32)")
+        return parse_secret(lines[0], f"the webhook secret in {secret_file}")
+    if env_value:
+        return parse_secret(env_value, "S3MPU_WEBHOOK_SECRET")
+    raise ConfigError("--webhook needs a secret to sign with",
+                      "Set S3MPU_WEBHOOK_SECRET or --webhook-secret-file (echo whsec_$(openssl rand -base64 32)).")
