@@ -13,7 +13,7 @@ from typing import Any
 
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_WEBHOOK_MAX_AGE = 3600.0  # retry a failed delivery for up to an hour (as the issue and SPEC §4 say)
-DEFAULT_WEBHOOK_QUEUE = 10000  # deliveries pending at most (each ~1-2 KB: see benchmarks/relay_latency.py)
+DEFAULT_WEBHOOK_QUEUE = 10000  # deliveries pending at most (~600 bytes each: benchmarks/relay_latency.py)
 DEFAULT_WEBHOOK_BACKOFF = 2.0  # first retry after about this many seconds, doubling, with jitter
 DEFAULT_WEBHOOK_MAX_BACKOFF = 600.0
 DEFAULT_READY_TTL = 5.0  # /readyz asks S3 at most once per this many seconds
