@@ -139,8 +139,8 @@ class RelayService:
         size = body.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise UsageError('"size" must be a non-negative integer')
-        client = self.config.s3()
         with upstream("completing the upload"), s3watch.recording() as calls:
+            client = self.config.s3()
             result = complete_upload(client, identity, parts, size, object_size_header=self.config.object_size_header)
         s3watch.report_completed(self.events, client, calls, identity.bucket, identity.key, identity.upload_id,
                                  result, "manifest")
