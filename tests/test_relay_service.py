@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay_fixtures import API_TOKENS, RELAY_SECRET, mint_for, put_parts, relay_settings
+from s3mpu.relay.events import REASONS, refusal_reason
 from s3mpu.relay.options import ServiceOptions
 from s3mpu.relay.server import start_relay
 from servers import SECRET_KEY, start_rclone
@@ -169,3 +172,19 @@ def test_unusable_tokens_file_keeps_the_tokens_in_force(rclone_server, tmp_path,
         assert json.loads(get(relay.url, "/readyz")[1])["tokens"]["ok"] is True
     finally:
         relay.stop()
+
+
+def test_expired_refusal_is_audited_with_its_upload(moto_server, relay_logs) -> None:
+    later = time.time() + 30 * 86400
+    with start_relay(relay_settings(moto_server), clock=lambda: later, token_grace=0) as relay:
+        m = mint_for(moto_server, moto_server.bucket(), "in/late", relay.url, size=10)
+        status, body = post(relay.url, "/v1/status", {"token": m.relay.token})
+    assert status == 403 and body["error"] == "expired"
+    audit = [json.loads(r.getMessage()) for r in relay_logs.records if r.name == "s3mpu.relay.audit"]
+    assert audit[-1]["audit"] == "refused" and audit[-1]["reason"] == "expired"
+    assert audit[-1]["upload_id"] == m.upload_id and audit[-1]["who"] == "manifest"
+
+
+@given(st.integers(400, 499), st.text(max_size=20), st.text(max_size=80))
+def test_refusal_reasons_are_a_bounded_label_set(status: int, code: str, message: str) -> None:
+    assert refusal_reason(status, code, message) in REASONS

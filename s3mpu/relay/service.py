@@ -120,17 +120,17 @@ class RelayService:
         if len(token) > _MAX_TOKEN:
             raise AuthError("relay token is malformed (too long)", "Use the token from the manifest the admin minted.")
         try:  # first the signature alone: a forged or altered token is 401
-            tokens.verify(token, secrets, now=0)
+            signed = tokens.verify(token, secrets, now=0)
         except AccessDeniedError as exc:
             raise AuthError(exc.message, exc.hint) from None
         except (RecursionError, ValueError, TypeError, OverflowError, AttributeError):  # never a 500 for input
             raise AuthError("relay token is malformed", "Use the token from the manifest the admin minted.") from None
+        note(who="manifest", bucket=signed.bucket, key=signed.key, upload_id=signed.upload_id)  # for the audit
         identity = tokens.verify(token, secrets, now=self.config.clock(),
                                  grace=self.config.token_grace if grace is None else grace)
         if self.config.check_endpoint and not same_endpoint(identity.endpoint, self.config.endpoint()):
             raise AccessDeniedError(f"the token is for S3 endpoint {identity.endpoint}, this relay serves "
                                     f"{self.config.endpoint()}", "Use the relay named in the manifest.")
-        note(who="manifest", bucket=identity.bucket, key=identity.key, upload_id=identity.upload_id)
         return identity
 
     def complete(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

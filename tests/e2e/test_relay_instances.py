@@ -41,6 +41,8 @@ def test_two_relays_share_manifests_quotas_and_send_one_webhook(rclone_server) -
         s2, _m2 = post(b.url, "/v1/mint", {"bucket": bucket, "key": "in/two", "size": 100}, API_TOKENS[0])
         s3, err = post(a.url, "/v1/mint", {"bucket": bucket, "key": "in/three", "size": 100}, API_TOKENS[0])
         assert (s1, s2, s3) == (201, 201, 429), err
+        metrics = HTTP.request("GET", a.url + "/metrics").data.decode()
+        assert _metric(metrics, "s3mpu_relay_refusals_total", reason="quota") == 1
         from s3mpu.manifest import Manifest
 
         manifest = Manifest.from_dict(m1)

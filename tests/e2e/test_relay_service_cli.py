@@ -43,10 +43,11 @@ def test_check_config_shows_webhooks_without_the_secret(rclone_server, tmp_path)
 
 @pytest.mark.parametrize("value, why", [("whsec_***not-base64***", "not valid base64"),
                                         ("whsec_c2hvcnQ=", "too short"), ("plain-secret-0123456789", "whsec_"),
-                                        (None, "needs a secret")])
-def test_bad_webhook_secret_refuses_to_start(rclone_server, tmp_path, value, why) -> None:
+                                        (None, "needs a secret"), (WEBHOOK_SECRET, "not an http(s) URL")])
+def test_bad_webhook_settings_refuse_to_start(rclone_server, tmp_path, value, why) -> None:
     env = _env(rclone_server, tmp_path, **({"S3MPU_WEBHOOK_SECRET": value} if value else {}))
-    r = s3mpu("relay", "--listen", f"127.0.0.1:{free_port()}", "--webhook", "http://127.0.0.1:9/x", env=env)
+    hook = "ftp://127.0.0.1:9/x" if value == WEBHOOK_SECRET else "http://127.0.0.1:9/x"
+    r = s3mpu("relay", "--listen", f"127.0.0.1:{free_port()}", "--webhook", hook, env=env)
     assert r.returncode == 78, r.stderr
     assert why in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 3
     if value:
