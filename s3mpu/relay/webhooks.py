@@ -169,11 +169,9 @@ class WebhookSender:
             finally:
                 with self._cond:
                     self._in_flight -= 1
-            if outcome == "delivered":
-                self._count(outcome)
-                continue
+            if outcome != "delivered":
+                self._retry(job, outcome)  # back on the heap (or given up) before the depth is reported
             self._count(outcome)
-            self._retry(job, outcome)
 
     def _deliver(self, job: _Job) -> str:
         ts = int(self.clock())
@@ -227,6 +225,13 @@ class WebhookSender:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            stuck = self._in_flight
+        if stuck:  # their receivers have not answered yet: the outcome will never be known here
+            log.warning("webhook undelivered (relay stopping): %d delivery(ies) still waiting for their receiver", stuck)
+            for _ in range(stuck):
+                self._count("undelivered")
+            return  # their threads (daemons) still use the pool
         self.http.clear()
 
     def stats(self) -> dict[str, Any]:
