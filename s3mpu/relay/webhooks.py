@@ -117,6 +117,7 @@ class WebhookSender:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        self._abandoned = False
         self._threads = [threading.Thread(target=self._work, name=f"s3mpu-webhook-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -169,6 +170,8 @@ class WebhookSender:
             finally:
                 with self._cond:
                     self._in_flight -= 1
+            if self._abandoned:  # close() counted it as undelivered already
+                return
             if outcome != "delivered":
                 self._retry(job, outcome)  # back on the heap (or given up) before the depth is reported
             self._count(outcome)
@@ -228,6 +231,7 @@ class WebhookSender:
         with self._cond:
             stuck = self._in_flight
         if stuck:  # their receivers have not answered yet: the outcome will never be known here
+            self._abandoned = True
             log.warning("webhook undelivered (relay stopping): %d delivery(ies) still waiting for their receiver", stuck)
             for _ in range(stuck):
                 self._count("undelivered")
