@@ -191,3 +191,17 @@ def test_receiver_hanging_does_not_delay_answers(moto_server) -> None:
     finally:
         relay.stop(timeout=0.5)
         receiver.close()
+
+
+def test_delivery_in_flight_at_stop_is_counted_once() -> None:
+    receiver = WebhookReceiver(["hang"], hang=1.5)
+    sender, outcomes = _sender(receiver.url, timeout=5.0)
+    try:
+        sender.listener(_event())
+        receiver.wait(1)
+        sender.close(0.2)  # the receiver has not answered: its outcome will never be known
+        assert outcomes == ["undelivered"]
+        time.sleep(2.0)  # it answers now; nothing is counted again
+        assert outcomes == ["undelivered"]
+    finally:
+        receiver.close()
