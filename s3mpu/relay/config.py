@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from s3mpu.config import Settings
+from s3mpu.relay.options import ServiceOptions
 from s3mpu.errors import AccessDeniedError, ConfigError, NoInputError, TempFailError, UsageError
 from s3mpu.units import MiB, parse_duration, parse_size
 
@@ -211,6 +212,7 @@ class RelayConfig:
     object_size_header: bool = True  # send x-amz-mp-object-size at complete
     s3_client_factory: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
+    service: ServiceOptions = field(default_factory=ServiceOptions)  # metrics, audit, webhooks, live tokens
     _client: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -230,6 +232,8 @@ class RelayConfig:
                     self._client = s3_client(self.settings, max_pool_connections=self.max_pool_connections,
                                              connect_timeout=self.s3_connect_timeout,
                                              read_timeout=self.s3_read_timeout, max_attempts=self.s3_attempts)
+                for hook in self.service.client_hooks:  # e.g. s3mpu.relay.s3watch (metrics)
+                    hook(self._client)
             return self._client
 
     def validate(self) -> None:
