@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from s3mpu.errors import ManifestError, NoInputError
-from s3mpu.manifest import Manifest, parse_json, redact_url, write_private
+from s3mpu.manifest import Manifest, check_schema, parse_json, redact_url, write_private
 from s3mpu.units import parse_iso
 
 FORMAT = "s3mpu.bundle/1"
@@ -320,19 +320,7 @@ def object_problem(o: dict[str, Any]) -> tuple[str, str] | None:
 
 def validate(data: Any) -> None:
     """Raise :class:`BundleError` naming the first offending field, or return quietly."""
-    if not isinstance(data, dict):
-        raise BundleError("bundle is not a JSON object")
-    if data.get("format") != FORMAT:
-        raise BundleError(f"not an s3mpu bundle (format is {data.get('format')!r}, expected {FORMAT!r})", "format")
-    from fastjsonschema import JsonSchemaValueException
-
-    from s3mpu.manifest import _field_name, _short as short_error
-
-    try:
-        _compiled()(data)
-    except JsonSchemaValueException as error:
-        where = _field_name(error.name or "data")
-        raise BundleError(f"bundle field {where}: {short_error(error)}", where) from None
+    check_schema(data, "bundle", FORMAT, _compiled(), BundleError)
     for i, o in enumerate(data["objects"]):
         if object_ok(o):
             continue

@@ -120,25 +120,22 @@ def info_bundle_cli(app: AppContext, bundle_file: str, show_urls: bool) -> None:
 
 def complete_bundle_cli(app: AppContext, bundle_file: str, relay_url: str | None) -> None:
     """``s3mpu complete BUNDLE``: complete every multipart object whose parts are all on the server."""
-    from s3mpu import bundle as bundles
-    from s3mpu.user.bundle_status import for_each_multipart
-
-    b = bundles.load(bundle_file)
-    data = for_each_multipart(b, "complete", app.settings, relay_url, bundle_file)
-    app.out.result(data, "\n".join(f"{r['state']:<12}{r['path']}" + (f"  ({r['error']})" if r.get("error") else "")
-                                   for r in data["objects"]) or f"{b.uri}: no multipart objects to complete")
-    _raise_first(data)
+    _each_multipart(app, bundle_file, relay_url, "complete", "no multipart objects to complete")
 
 
 def abort_bundle_cli(app: AppContext, bundle_file: str, relay_url: str | None) -> None:
     """``s3mpu abort BUNDLE``: abort every multipart upload; single PUTs have nothing to abort."""
+    _each_multipart(app, bundle_file, relay_url, "abort", "no multipart uploads to abort")
+
+
+def _each_multipart(app: AppContext, bundle_file: str, relay_url: str | None, action: str, none: str) -> None:
     from s3mpu import bundle as bundles
     from s3mpu.user.bundle_status import for_each_multipart
 
     b = bundles.load(bundle_file)
-    data = for_each_multipart(b, "abort", app.settings, relay_url, bundle_file)
+    data = for_each_multipart(b, action, app.settings, relay_url, bundle_file)
     app.out.result(data, "\n".join(f"{r['state']:<12}{r['path']}" + (f"  ({r['error']})" if r.get("error") else "")
-                                   for r in data["objects"]) or f"{b.uri}: no multipart uploads to abort")
+                                   for r in data["objects"]) or f"{b.uri}: {none}")
     _raise_first(data)
 
 
