@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from s3mpu.cli import AppContext, json_option
+from s3mpu.cli.cmd_plan_dir import FilterOption
 from s3mpu.cli.params import EXPIRES, S3OBJECT, SIZE, complete_json
 
 
@@ -166,25 +167,49 @@ def _report(app: AppContext, m: Any, output: str, refreshed: bool = False) -> No
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument("file", metavar="FILE|DIR", type=click.Path(allow_dash=False))
 @click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
 @click.option("-o", "--output", default="-", show_default=True, metavar="PLAN", help="Where to write the plan (- is stdout).")
+@click.option("--sizes-only", is_flag=True, help="DIR: sizes without hashing (an exact-size bundle, no Content-MD5).")
+@click.option("--exclude", multiple=True, metavar="GLOB", cls=FilterOption,
+              help="DIR: leave out paths matching GLOB (repeatable; with --include, the last match wins).")
+@click.option("--include", multiple=True, metavar="GLOB", cls=FilterOption,
+              help="DIR: keep paths matching GLOB that an earlier --exclude left out (repeatable).")
+@click.option("--follow-symlinks", is_flag=True, help="DIR: follow symlinks inside DIR (default: skip them).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="DIR: files hashed in parallel (default 2 per CPU).")
 @json_option
-@click.pass_obj
-def plan(app: AppContext, file: str, part_size: int | None, output: str) -> None:
-    """Hash a file into a plan for a content-bound manifest (user side, no credentials).
+@click.pass_context
+def plan(ctx: click.Context, file: str, part_size: int | None, output: str, sizes_only: bool,
+         exclude: tuple[str, ...], include: tuple[str, ...], follow_symlinks: bool, jobs: int | None) -> None:
+    """Hash a file (or every file of a folder) into a plan for a content-bound manifest or bundle.
 
-    The plan holds the part layout, each part's MD5 and the file's SHA-256. Send it to the
-    admin, who mints with --plan: each part URL then signs its Content-MD5, so S3 itself
-    refuses any other bytes, and the SHA-256 is stored as object metadata (s3mpu-sha256).
-    The plan holds no secret.
+    User side, no credentials. A file's plan holds the part layout, each part's MD5 and the
+    file's SHA-256: the admin mints with --plan, each part URL then signs its Content-MD5, so S3
+    itself refuses any other bytes. A folder's plan lists every regular file (its path relative
+    to DIR, as stored on disk) the same way, for a bundle (mint s3://B/PREFIX/ --plan). Symlinks
+    and special files are skipped with a notice. The plan holds no secret.
 
     \b
     Examples:
       s3mpu plan raw.mov -o raw.plan.json
       s3mpu plan raw.mov --part-size 64M -o raw.plan.json
       s3mpu mint s3://media/raw.mov --plan raw.plan.json -o raw.json   # admin
+      s3mpu plan card/ -o card.plan.json
+      s3mpu plan build/ --exclude '*' --include '*.tar.gz' --sizes-only -o build.plan.json
+      s3mpu mint s3://media/card/ --plan card.plan.json -o card.bundle.json   # admin
     """
+    import os
+
+    app: AppContext = ctx.obj
+    if os.path.isdir(file):
+        from s3mpu.cli.cmd_plan_dir import filters_in_order, plan_directory
+
+        plan_directory(app, file, part_size or app.settings.part_size, output, sizes_only=sizes_only,
+                       filters=filters_in_order(ctx, exclude, include), follow_symlinks=follow_symlinks, jobs=jobs)
+        return
+    if sizes_only or exclude or include or follow_symlinks or jobs:
+        raise click.UsageError("--sizes-only, --exclude, --include, --follow-symlinks and --jobs are for a folder; "
+                               f"{file} is not one")
     from s3mpu.admin.plan import dump_plan, make_plan
     from s3mpu.units import format_size, plural
 
