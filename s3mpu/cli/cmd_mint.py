@@ -8,7 +8,7 @@ import click
 
 from s3mpu.cli import AppContext, json_option
 from s3mpu.cli.cmd_plan_dir import FilterOption
-from s3mpu.cli.params import EXPIRES, S3OBJECT, SIZE, complete_json
+from s3mpu.cli.params import EXPIRES, S3URI, SIZE, complete_json
 
 
 def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -22,16 +22,17 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("target", type=S3OBJECT, required=False)
+@click.argument("target", metavar="s3://BUCKET/KEY|PREFIX/", type=S3URI, required=False)
 @click.option("--size", type=SIZE, help="Exact size of the file (e.g. 10G, 5242880).")
 @click.option("--max-size", type=SIZE, help="Upper bound: the file may be smaller; unused parts are skipped.")
 @click.option("--plan", "plan_file", metavar="PLAN", shell_complete=complete_json,
-              help="Plan from 's3mpu plan': binds each part's MD5 into its URL.")
+              help="Plan from 's3mpu plan': binds each part's MD5 into its URL (a folder's plan mints a bundle).")
 @click.option("--part-size", type=SIZE, help="Part size (default: auto, at least 8 MiB and at most 10,000 parts).")
 @click.option("--expires", type=EXPIRES, help="7d, 12h, +3600, an epoch or ISO-8601 (default 7d, SigV4's maximum).")
 @click.option("--mime-type", "content_type", metavar="TYPE", help="Content-Type of the object.")
 @click.option("--acl-public", is_flag=True, help="Make the object public-read (s3cmd spelling).")
 @click.option("--acl", metavar="ACL", help="Canned ACL, e.g. private, public-read, bucket-owner-full-control.")
+@click.option("--storage-class", metavar="CLASS", help="x-amz-storage-class, e.g. STANDARD_IA, GLACIER_IR.")
 @click.option("--add-header", multiple=True, metavar="NAME:VALUE", help="Extra header for the upload (repeatable).")
 @click.option("--meta", multiple=True, metavar="K=V", help="x-amz-meta-K metadata (repeatable).")
 @click.option("--relay", "relay_url", metavar="URL", help="Relay that completes the upload (token signed with the relay secret).")
@@ -44,19 +45,24 @@ def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.pass_obj
 def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, plan_file: str | None,
          part_size: int | None, expires: datetime | None, content_type: str | None, acl_public: bool, acl: str | None,
-         add_header: tuple[str, ...], meta: tuple[str, ...], relay_url: str | None, refresh_file: str | None,
-         output: str, force: bool) -> None:
+         storage_class: str | None, add_header: tuple[str, ...], meta: tuple[str, ...], relay_url: str | None,
+         refresh_file: str | None, output: str, force: bool) -> None:
     """Create a multipart upload and write a manifest of presigned part URLs.
 
     The manifest is a bearer credential for this one upload: hand it to the user by any
     means (mail, USB stick, ticket). It is written with mode 0600.
 
+    A target ending in '/' names a prefix: with a folder's plan (s3mpu plan DIR) it mints a
+    bundle, one object per file at PREFIX + its path (a single presigned PUT for a file of one
+    part, a multipart upload for a larger one), with the content type guessed per file.
+
     \b
     Examples:
       s3mpu mint s3://media/raw.mov --size 10G -o raw.json
-      s3mpu mint s3://media/in/ --max-size 50G --relay https://relay.example:8080 -o m.json
+      s3mpu mint s3://media/in/raw.mov --max-size 50G --relay https://relay.example:8080 -o m.json
       s3mpu mint s3://media/raw.mov --plan raw.plan.json --expires 12h -o raw.json
       s3mpu mint --refresh raw.json --expires 3d -o raw-new.json
+      s3mpu mint s3://media/card/ --plan card.plan.json --relay https://relay.example -o card.bundle.json
     """
     from s3mpu import manifest as manifests
     from s3mpu.admin.mint import MintRequest, mint as do_mint, refresh
@@ -75,10 +81,30 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     if target is None:
         raise click.UsageError("mint needs s3://BUCKET/KEY (or --refresh MANIFEST)")
     md5s = sha256 = None
+    plan_data = None
     if plan_file:
-        from s3mpu.admin.plan import load_plan
+        from s3mpu.cli.cmd_mint_bundle import read_plan
 
-        plan = load_plan(plan_file)
+        plan_data, plan_name = read_plan(plan_file)
+    from s3mpu.plan_dir import is_dir_plan
+
+    if is_dir_plan(plan_data):  # a folder's plan: a bundle under the prefix
+        from s3mpu.cli.cmd_mint_bundle import mint_prefix
+
+        mint_prefix(app, target, plan_data, plan_name, expires=expires, content_type=content_type,
+                    acl="public-read" if acl_public else acl, storage_class=storage_class,
+                    metadata=_kv(meta, "--meta"), relay_url=relay_url, output=output, force=force,
+                    refused={"--size": size, "--max-size": max_size, "--part-size": part_size,
+                             "--add-header": add_header})
+        return
+    if not target.key or target.key.endswith("/"):
+        from s3mpu.cli.cmd_mint_bundle import refuse_prefix_without_dir_plan
+
+        refuse_prefix_without_dir_plan(target, plan_data)
+    if plan_file:
+        from s3mpu.admin.plan import Plan
+
+        plan = Plan.from_dict(plan_data)
         if size is not None or max_size is not None:
             raise click.UsageError("--plan already gives the size; drop --size/--max-size")
         if part_size is not None and part_size != plan.part_size:
@@ -90,7 +116,8 @@ def mint(app: AppContext, target: Any, size: int | None, max_size: int | None, p
     req = MintRequest(
         bucket=target.bucket, key=target.key, size=size, max_size=max_size,
         part_size=part_size or settings.part_size, expires=expires, content_type=content_type,
-        metadata=_kv(meta, "--meta"), acl="public-read" if acl_public else acl, extra_headers=headers,
+        metadata=_kv(meta, "--meta"), acl="public-read" if acl_public else acl, storage_class=storage_class,
+        extra_headers=headers,
         relay_url=relay_url or settings.relay_url, md5s=md5s, sha256=sha256)
     m = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
                 relay_secret=settings.relay_secret, signature_version=settings.signature_version)
