@@ -26,6 +26,13 @@ Content-bound manifests (S3 itself refuses other bytes)::
     p = s3mpu.plan("raw.mov", output="raw.plan.json")          # user: per-part MD5 + SHA-256
     m = s3mpu.mint("s3://media/raw.mov", plan="raw.plan.json")  # admin
 
+Folders (bundles: one handoff for every file of a folder, SPEC §8)::
+
+    p = s3mpu.plan_directory("card/", output="card.plan.json")              # user (sizes_only=True: no hashing)
+    b = s3mpu.mint_bundle("s3://media/card/", "card.plan.json",             # admin
+                          relay_url="https://relay.example", output="card.bundle.json")
+    print(b.id, len(b.objects), b.expires_at)
+
 Housekeeping::
 
     for u in s3mpu.list_uploads(s3mpu.s3_client(s3mpu.load_settings()), "media"):
@@ -46,6 +53,8 @@ _LAZY = {
     "upload": ("s3mpu.api", "upload"),
     "complete": ("s3mpu.api", "complete"),
     "plan": ("s3mpu.api", "plan"),
+    "plan_directory": ("s3mpu.api", "plan_directory"),
+    "mint_bundle": ("s3mpu.api", "mint_bundle"),
     "refresh": ("s3mpu.admin.mint", "refresh"),
     "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),
     "abort_upload": ("s3mpu.admin.housekeeping", "abort_upload"),
@@ -58,6 +67,11 @@ _LAZY = {
     "Plan": ("s3mpu.admin.plan", "Plan"),
     "load_plan": ("s3mpu.admin.plan", "load_plan"),
     "MintRequest": ("s3mpu.admin.mint", "MintRequest"),
+    "DirPlan": ("s3mpu.plan_dir", "DirPlan"),
+    "load_dir_plan": ("s3mpu.plan_dir", "load_dir_plan"),
+    "dump_dir_plan": ("s3mpu.plan_dir", "dump_dir_plan"),
+    "Bundle": ("s3mpu.bundle", "Bundle"),
+    "BundleRequest": ("s3mpu.admin.mint_bundle", "BundleRequest"),
     "UploadResult": ("s3mpu.user.upload", "UploadResult"),
     "UploadInfo": ("s3mpu.admin.housekeeping", "UploadInfo"),
     "CallbackProgress": ("s3mpu.api", "CallbackProgress"),
