@@ -222,8 +222,9 @@ def headers_to_send(url: str, wanted: Mapping[str, str], signature_version: str)
     """The headers a client must send with ``url`` (besides Content-Length and Content-MD5).
 
     SigV4: exactly the signed headers (``X-Amz-SignedHeaders``) other than host/length/MD5; a
-    signed header whose value is unknown here is refused. SigV2 (which botocore presigns by
-    moving such parameters into the query): the wanted headers that are not in the query.
+    signed header whose value is unknown here is refused. SigV2: every one of them. botocore
+    copies them into the query too, but the server builds the string to sign from the request's
+    headers (s3rver refuses the PUT without them: tests/e2e/test_bundle_sigv2.py).
     """
     query = parse_qs(urlsplit(url).query, keep_blank_values=True)
     if signature_version == "s3v4" or "X-Amz-SignedHeaders" in query:
@@ -233,8 +234,7 @@ def headers_to_send(url: str, wanted: Mapping[str, str], signature_version: str)
             raise DataError(f"the presigned PUT signed header(s) {', '.join(unknown)} that the bundle cannot name",
                             "Report this as a bug in s3mpu.")
         return {h: wanted[h] for h in signed}
-    in_query = {k.lower() for k in query}
-    return {h: v for h, v in wanted.items() if h not in in_query}
+    return dict(wanted)
 
 
 __all__ = ["BundleFile", "BundleRequest", "mint_bundle", "files_from_plan", "check_request", "abort_all",
