@@ -148,3 +148,33 @@ def test_plan_body_shape(folder: Path) -> None:
     assert big == {"path": "big.bin", "size": 9 * MiB, "part_size": 5 * MiB, "md5s": list(
         next(f for f in p.files if f.path == "big.bin").md5s or ())}
     json.dumps(body)
+
+
+def test_the_relay_s_bundle_uploads_on_rclone_with_the_single_file_pipeline(
+        rclone_server: S3Server, relay_for: Any, folder: Path, tmp_path: Path, stub_put: list[Any]) -> None:
+    """Independent of ``put BUNDLE DIR``: each single PUT with exactly its listed headers, each multipart object
+    through today's upload pipeline and the relay; rclone checks every signature."""
+    import base64
+
+    import urllib3
+
+    from s3mpu.user.upload import upload
+
+    bucket = rclone_server.bucket()
+    api = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), bucket, "in/", 64 * MiB, 86400),)
+    url = relay_for(rclone_server, api_tokens=api).url
+    saved = tmp_path / "b.json"
+    r = request(url, f"s3://{bucket}/in/card/", folder, "--save-manifest", saved, "--part-size", "5M")
+    assert r.exit_code == 0, r.output
+    http = urllib3.PoolManager(retries=False)
+    for o in bundles.load(saved).objects:
+        data = (folder / o.path).read_bytes()
+        if o.manifest is not None:
+            assert upload(o.manifest, folder / o.path, state_dir=tmp_path / "state").completed
+            continue
+        headers = {**o.headers, "Content-Length": str(len(data)),
+                   "Content-MD5": base64.b64encode(bytes.fromhex(o.md5 or "")).decode()}
+        assert http.request("PUT", o.url or "", body=data, headers=headers).status == 200, o.path
+    client = rclone_server.client()
+    for rel in ("a.txt", "DCIM/x y \u00e9.jpg", "big.bin", ".hidden"):
+        assert client.get_object(Bucket=bucket, Key=f"in/card/{rel}")["Body"].read() == (folder / rel).read_bytes()
