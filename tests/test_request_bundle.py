@@ -1,5 +1,5 @@
 """``s3mpu request s3://B/PREFIX/ DIR`` up to the written bundle: plan, one /v1/mint, the kept bundle, and
-the hand-over to ``put`` (a stand-in command here: tests/e2e/test_request_bundle.py runs the real put)."""
+the hand-over to ``put`` (a stand-in command here: tests/e2e/test_request_bundle_flow.py runs the real put)."""
 from __future__ import annotations
 
 import hashlib
