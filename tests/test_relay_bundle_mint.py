@@ -117,6 +117,15 @@ def test_refusals_name_the_file_and_create_nothing(moto_server: S3Server, change
     assert in_progress(moto_server, bucket) == 0
 
 
+def test_a_token_without_max_files_is_bounded_too(moto_server: S3Server) -> None:
+    from s3mpu.relay.bundle_mint import DEFAULT_MAX_FILES
+
+    bucket = moto_server.bucket()
+    many = [{"path": f"f{i}", "size": 0} for i in range(DEFAULT_MAX_FILES + 1)]
+    status, doc = post(app_for(moto_server, bucket, max_files=None, max_total_size=None), body(bucket, many))
+    assert status == 403 and f"at most {DEFAULT_MAX_FILES} file" in doc["message"]
+
+
 def test_auth_is_checked_first(moto_server: S3Server) -> None:
     bucket = moto_server.bucket()
     assert post(app_for(moto_server, bucket), body(bucket), headers={})[0] == 401

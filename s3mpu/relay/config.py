@@ -57,7 +57,7 @@ class ApiToken:
     max_uploads: int | None = None
     acls: tuple[str, ...] = ()  # canned ACLs the seed API may set for this token ("private" is always fine)
     no_overwrite: bool = False  # refuse to create an object that already exists
-    max_files: int | None = None  # files in one bundle (/v1/mint with a prefix), None = no limit but the body's
+    max_files: int | None = None  # files in one bundle (/v1/mint with a prefix), None = 10,000
     max_total_size: int | None = None  # bytes of one bundle, None = no limit but max_size per file
 
     def matches(self, presented_sha256: bytes) -> bool:
