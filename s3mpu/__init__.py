@@ -26,12 +26,13 @@ Content-bound manifests (S3 itself refuses other bytes)::
     p = s3mpu.plan("raw.mov", output="raw.plan.json")          # user: per-part MD5 + SHA-256
     m = s3mpu.mint("s3://media/raw.mov", plan="raw.plan.json")  # admin
 
-Folders (bundles: one handoff for every file of a folder, SPEC §8)::
+Folders (bundles, SPEC §8): one handoff for every file under a prefix::
 
-    p = s3mpu.plan_directory("card/", output="card.plan.json")              # user (sizes_only=True: no hashing)
-    b = s3mpu.mint_bundle("s3://media/card/", "card.plan.json",             # admin
-                          relay_url="https://relay.example", output="card.bundle.json")
-    print(b.id, len(b.objects), b.expires_at)
+    p = s3mpu.plan_directory("photos/", output="photos.plan.json")       # user (sizes_only=True: no hashing)
+    b = s3mpu.mint_bundle("s3://media/photos/", p, relay_url="https://relay.example",
+                          output="photos.bundle.json")                     # admin
+    result = s3mpu.put_bundle("photos.bundle.json", "photos/")          # user: small files many at once
+    print(result.done, result.objects, [f.path for f in result.failed])
 
 Housekeeping::
 
@@ -56,6 +57,7 @@ _LAZY = {
     "plan_directory": ("s3mpu.api", "plan_directory"),
     "mint_bundle": ("s3mpu.api", "mint_bundle"),
     "refresh": ("s3mpu.admin.mint", "refresh"),
+    "put_bundle": ("s3mpu.user.bundle_put", "put_bundle"),
     "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),
     "abort_upload": ("s3mpu.admin.housekeeping", "abort_upload"),
     "cleanup": ("s3mpu.admin.housekeeping", "cleanup"),
@@ -65,12 +67,14 @@ _LAZY = {
     "load_manifest": ("s3mpu.manifest", "load"),
     "dump_manifest": ("s3mpu.manifest", "dump"),
     "Plan": ("s3mpu.admin.plan", "Plan"),
+    "Bundle": ("s3mpu.bundle", "Bundle"),
+    "load_bundle": ("s3mpu.bundle", "load"),
+    "BundleResult": ("s3mpu.user.bundle_result", "BundleResult"),
     "load_plan": ("s3mpu.admin.plan", "load_plan"),
     "MintRequest": ("s3mpu.admin.mint", "MintRequest"),
     "DirPlan": ("s3mpu.plan_dir", "DirPlan"),
     "load_dir_plan": ("s3mpu.plan_dir", "load_dir_plan"),
     "dump_dir_plan": ("s3mpu.plan_dir", "dump_dir_plan"),
-    "Bundle": ("s3mpu.bundle", "Bundle"),
     "BundleRequest": ("s3mpu.admin.mint_bundle", "BundleRequest"),
     "UploadResult": ("s3mpu.user.upload", "UploadResult"),
     "UploadInfo": ("s3mpu.admin.housekeeping", "UploadInfo"),

@@ -22,10 +22,13 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
       s3mpu info raw.json
       s3mpu info raw.json --json | jq .expires_at
     """
+    from s3mpu.cli.cmd_bundle import info_bundle_cli, is_bundle_file
     from s3mpu.manifest import load
     from s3mpu.units import format_duration, format_size
     from s3mpu.user.tail import signed_length
 
+    if is_bundle_file(manifest_file):
+        return info_bundle_cli(app, manifest_file, show_urls)
     m = load(manifest_file)
     data = m.to_dict() if show_urls else m.redacted()
     left = m.seconds_left()
