@@ -199,7 +199,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
 
 @click.command()
 @click.argument("target", type=S3OBJECT)
-@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE|DIR", type=click.Path())
 @click.option("--relay", "relay_url", metavar="URL", help="The relay to ask (default: S3MPU_RELAY_URL or the config).")
 @click.option("--token", envvar="S3MPU_API_TOKEN", metavar="TOKEN",
               help="API token from the relay's admin (better: the S3MPU_API_TOKEN variable, not visible in ps).")
@@ -235,7 +235,11 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
       S3MPU_API_TOKEN=... s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example
       s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example --token T --expires 12h
       pg_dump db | s3mpu request s3://backups/db.dump - --max-size 50G --relay https://relay.example
+      s3mpu request s3://media/in/card/ ./card --relay https://relay.example   # a folder: a bundle
     """
+    from s3mpu.cli.cmd_request_bundle import request_bundle, wants_bundle
+    if wants_bundle(target, file):  # s3://B/PREFIX/ DIR: a bundle (SPEC §8)
+        return request_bundle(app, click.get_current_context().params)
     import mimetypes
     import os
     from datetime import timezone

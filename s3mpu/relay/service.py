@@ -277,6 +277,9 @@ class RelayService:
     # -- online minting ------------------------------------------------------------------
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
         """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
+        from s3mpu.relay.bundle_mint import is_bundle_request, mint_bundle_request
+        if is_bundle_request(body):  # {"prefix", "objects"}: a bundle (SPEC §8)
+            return mint_bundle_request(self, body, bearer, relay_url)
         from s3mpu.relay.config import find_api_token
         from s3mpu.admin.mint import mint
 
