@@ -247,3 +247,21 @@ def test_over_http_on_rclone_a_single_put_lands_and_limits_hold(rclone_server: S
         assert status == 429 and in_progress(rclone_server, bucket) == 1
     finally:
         relay.stop()
+
+
+def test_a_bundle_mint_is_audited_per_multipart_upload_under_the_token_name(moto_server: S3Server,
+                                                                           relay_logs: Any) -> None:
+    import json
+
+    bucket = moto_server.bucket()
+    status, doc = post(app_for(moto_server, bucket), body(bucket))
+    assert status == 201, doc
+    big = bundles.Bundle.from_dict(doc).objects[1].manifest
+    assert big is not None
+    audit = [json.loads(r.getMessage()) for r in relay_logs.records if r.name == "s3mpu.relay.audit"]
+    minted = [a for a in audit if a["audit"] == "minted"]
+    assert [(a["who"], a["upload_id"], a["key"]) for a in minted] == [("alice", big.upload_id, big.key)]
+    refused = post(app_for(moto_server, bucket), body(bucket, prefix="out/"))
+    assert refused[0] == 403
+    audit = [json.loads(r.getMessage()) for r in relay_logs.records if r.name == "s3mpu.relay.audit"]
+    assert audit[-1]["audit"] == "refused" and audit[-1]["who"] == "alice"

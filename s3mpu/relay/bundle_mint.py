@@ -152,6 +152,7 @@ def mint_bundle_request(service: Any, body: Mapping[str, Any], bearer: str | Non
                         relay_url: str) -> tuple[int, dict[str, Any]]:
     """Check the token and every object, count uploads in progress, mint (all or nothing), answer 201."""
     from s3mpu.relay.config import LimitError, find_api_token
+    from s3mpu.relay.events import note
     from s3mpu.relay.service import upstream
 
     config = service.config
@@ -159,6 +160,7 @@ def mint_bundle_request(service: Any, body: Mapping[str, Any], bearer: str | Non
         raise AccessDeniedError("online minting is not enabled on this relay",
                                 "The relay's admin enables it with s3mpu relay --tokens FILE.")
     policy = find_api_token(config.api_tokens, bearer)
+    note(who=policy.name)  # a refusal below is audited under the token's name
     bucket, prefix, files = parse_objects(body, policy)
     ctype, meta = _headers(body)
     now = datetime.fromtimestamp(config.clock(), timezone.utc)
@@ -189,6 +191,9 @@ def mint_bundle_request(service: Any, body: Mapping[str, Any], bearer: str | Non
                              f"another mint took the room this bundle needed", "Mint again in a moment.")
     log.info("minted bundle s3://%s/%s id=%s objects=%d multipart=%d size=%d for api token %s", bucket, prefix,
              b.id, len(b.objects), len(created), b.total_size, policy.name)
+    for m in created:  # audit, metrics and upload.minted webhooks, as for a single /v1/mint; single PUTs have
+        service.events.minted(bucket=m.bucket, key=m.key, upload_id=m.upload_id, size=m.size,  # no upload
+                              who=policy.name, bundle=b.id)
     return 201, b.to_dict()
 
 

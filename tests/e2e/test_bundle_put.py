@@ -104,10 +104,10 @@ def test_an_expired_bundle_sends_nothing_and_exits_77(rclone_server: Any, tmp_pa
     e2e = E2E(rclone_server, tmp_path, rclone_server.bucket())  # moto checks no expiry (LAB.md)
     tree = write_tree(tmp_path / "dir", TREE)
     out = e2e.tmp / "b.json"
-    make_bundle(e2e.s3, e2e.bucket, tree, out, expires_in=1, paths=["a.txt", "sub/b.bin"])
+    make_bundle(e2e.s3, e2e.bucket, tree, out, expires_in=3, paths=["a.txt", "sub/b.bin"])
     import time
 
-    time.sleep(2.1)
+    time.sleep(3.5)
     r = e2e.cli(["put", out, tree])
     assert r.code == 77, (r.code, r.stderr)
     assert get(e2e.s3, e2e.bucket, "in/a.txt") is None
