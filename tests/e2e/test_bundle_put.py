@@ -129,3 +129,16 @@ def test_status_info_and_abort_of_a_bundle(e2e: E2E, tree: Path, relay: Any) -> 
     assert ab.code == 0 and ab.json["objects"][0]["state"] == "aborted"
     st = e2e.cli(["status", out, "--json"]).json
     assert st["totals"]["aborted"] == 1
+
+
+def test_an_unreachable_server_is_75_when_nothing_could_be_sent(e2e: E2E, tree: Path) -> None:
+    from servers import free_port
+
+    out = e2e.tmp / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, tree, out, paths=["a.txt", "sub/b.bin", "empty"])
+    dead = f"http://127.0.0.1:{free_port()}"
+    out.write_text(out.read_text().replace(e2e.s3.endpoint, dead))
+    r = e2e.cli(["put", out, tree, "--retries", "0", "--json"])
+    assert r.code == 75, (r.code, r.stderr)
+    assert "none of the 3 objects could be uploaded" in r.stderr and "a.txt" in r.stderr
+    assert lines(r.stdout)[-1]["failed"] == 3
