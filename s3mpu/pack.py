@@ -15,6 +15,7 @@ Distributions are found with :mod:`importlib.metadata`; their files come from ea
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import time
 import zipapp
+import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,9 +48,34 @@ if sys.version_info < {min_python!r}:
                      "(%s): run it with python3.10 or later\\n" % (sys.version_info[0], sys.version_info[1],
                                                                  sys.executable))
     sys.exit(78)
+
+
+def _intact(path):
+    # the last member holds the SHA-256 of every byte before it: a truncated or edited file stops
+    # here, before anything is sent, instead of failing on a module imported mid-upload
+    import hashlib
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            seal = z.getinfo("{seal}")
+            digest = z.read(seal).decode("ascii", "replace").strip()
+        with open(path, "rb") as fh:
+            data = fh.read(seal.header_offset)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return hashlib.sha256(data).hexdigest() == digest
+
+
+ARCHIVE = getattr(globals().get("__loader__"), "archive", None) or sys.argv[0]
+if not _intact(ARCHIVE):
+    sys.stderr.write("error: %s is damaged (truncated or modified since s3mpu pack wrote it); nothing was sent: "
+                     "ask the sender for a fresh copy\\n" % ARCHIVE)
+    sys.exit(66)
 from s3mpu.cli.packed import main
 main()
 '''
+#: the archive's last member: the SHA-256 of every byte before it (see ``_intact`` in :data:`MAIN`)
+SEAL = "_pack.sha256"
 
 
 def _norm(name: str) -> str:
@@ -140,6 +167,22 @@ def _copy_distribution(dist: metadata.Distribution, stage: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _seal(path: Path) -> None:
+    """Append :data:`SEAL`: the SHA-256 of every byte before it (the shebang and every member).
+
+    Not in the zip comment: the zipimport of Pythons before 3.8 cannot open an archive with a
+    comment, and then could not even say that the pack needs 3.10.
+    """
+    with zipfile.ZipFile(path) as z:
+        start = z.start_dir  # where 'a' mode writes the next member: every byte before it stays
+    digest = hashlib.sha256(path.read_bytes()[:start]).hexdigest()
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(SEAL, digest + "\n")
+    with zipfile.ZipFile(path) as z:
+        if z.getinfo(SEAL).header_offset != start:
+            raise ConfigError(f"sealing {path} moved its members; nothing was written")
+
+
 def build(output: str | os.PathLike[str], *, interpreter: str = "/usr/bin/env python3") -> PackResult:
     """Write the zipapp to ``output`` (atomically) and say what is in it."""
     dists, skipped = requirements()
@@ -154,13 +197,14 @@ def build(output: str | os.PathLike[str], *, interpreter: str = "/usr/bin/env py
         for dist in dists:
             _copy_distribution(dist, stage)
         (stage / "__main__.py").write_text(
-            MAIN.format(min_python=MIN_PYTHON, min_text=".".join(map(str, MIN_PYTHON))), "utf-8")
+            MAIN.format(min_python=MIN_PYTHON, min_text=".".join(map(str, MIN_PYTHON)), seal=SEAL), "utf-8")
         info = {"s3mpu": __version__, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "python": f">={'.'.join(map(str, MIN_PYTHON))}", "distributions": packed}
         (stage / "_pack.json").write_text(json.dumps(info, indent=1) + "\n", "utf-8")
         tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             zipapp.create_archive(stage, tmp_out, interpreter=interpreter, compressed=True)
+            _seal(tmp_out)
             size = tmp_out.stat().st_size
             if size > MAX_SIZE:
                 raise ConfigError(f"the pack would be {size} bytes, more than its limit of {MAX_SIZE}; nothing was written",
