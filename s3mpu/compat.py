@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from pathlib import PurePath
 from typing import Any
 
 try:
@@ -125,6 +126,18 @@ def fchmod_private(fd: int) -> None:
         os.fchmod(fd, 0o600)
 
 
+def key_path(rel: PurePath | str) -> str:
+    r"""A relative path as the end of an object key: ``/`` between its parts whatever ``os.sep`` is.
+
+    ``PureWindowsPath(r"cam\day1\a.mov")`` and ``PurePosixPath("cam/day1/a.mov")`` both give
+    ``cam/day1/a.mov``. An absolute path, a drive or a ``..`` cannot name a key under a prefix: ValueError.
+    """
+    p = PurePath(rel) if isinstance(rel, str) else rel
+    if p.is_absolute() or p.drive or p.root or ".." in p.parts or not p.parts:
+        raise ValueError(f"not a relative path inside the folder: {str(rel)!r}")
+    return "/".join(p.parts)
+
+
 def install_break_handler() -> None:
     """Windows' Ctrl-Break (SIGBREAK) stops like Ctrl-C (KeyboardInterrupt) instead of killing the process."""
     import signal
@@ -136,4 +149,4 @@ def install_break_handler() -> None:
 
 __all__ = ["fcntl", "HAVE_PREADV", "HAVE_PREAD", "HAVE_SENDFILE", "HAVE_FADVISE", "HAVE_FCHMOD", "WINDOWS",
            "O_BINARY", "fast_calls", "open_data", "close_data", "pread_into", "fchmod_private",
-           "install_break_handler"]
+           "key_path", "install_break_handler"]
