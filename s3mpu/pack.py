@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from s3mpu import __version__
 from s3mpu.errors import ConfigError, NoInputError
@@ -167,6 +168,18 @@ def _copy_distribution(dist: metadata.Distribution, stage: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def read_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What a pack records about itself (``_pack.json``: the s3mpu version, when, which libraries); None if not a pack."""
+    try:
+        if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as z:
+            info = json.loads(z.read("_pack.json").decode("utf-8"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return info if isinstance(info, dict) and "s3mpu" in info else None
+
+
 def _seal(path: Path) -> None:
     """Append :data:`SEAL`: the SHA-256 of every byte before it (the shebang and every member).
 
@@ -215,4 +228,4 @@ def build(output: str | os.PathLike[str], *, interpreter: str = "/usr/bin/env py
     return PackResult(out, size, __version__, packed, skipped)
 
 
-__all__ = ["EXCLUDED", "MIN_PYTHON", "MAX_SIZE", "PackResult", "requirements", "build"]
+__all__ = ["EXCLUDED", "MIN_PYTHON", "MAX_SIZE", "PackResult", "requirements", "build", "read_info"]

@@ -6,7 +6,6 @@ failing on an import. Everything else is the same CLI as the full install.
 """
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -15,20 +14,12 @@ USER_COMMANDS = frozenset({"put", "plan", "status", "info", "verify", "request",
 
 
 def pack_info() -> dict[str, Any]:
-    """What ``s3mpu pack`` recorded (``_pack.json`` at the archive's root); empty outside a pack."""
-    import zipfile
-
+    """What ``s3mpu pack`` recorded in the archive this runs from; empty outside a pack."""
     import s3mpu
+    from s3mpu.pack import read_info
 
     archive = getattr(getattr(s3mpu, "__loader__", None), "archive", None)  # zipimport's loader knows its file
-    if not archive:
-        return {}
-    try:
-        with zipfile.ZipFile(archive) as z:
-            info = json.loads(z.read("_pack.json").decode("utf-8"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return {}
-    return info if isinstance(info, dict) else {}
+    return (read_info(archive) if archive else None) or {}
 
 
 def version_text() -> str:

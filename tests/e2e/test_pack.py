@@ -83,6 +83,8 @@ def test_help_version_and_admin_commands(packed: Path, python: str, e2e: Any) ->
     assert "\n  mint " not in h.stdout and "\n  relay " not in h.stdout
     v = run(python, packed, e2e, "--version")
     assert v.returncode == 0 and f"s3mpu, version {s3mpu.__version__} (recipient side, packed" in v.stdout, v.stderr
+    i = run(python, packed, e2e, "info", packed, "--json")  # info of a pack: the version it carries
+    assert i.returncode == 0 and json.loads(i.stdout)["s3mpu"] == s3mpu.__version__, i.stderr
     for admin in (["mint", "s3://b/k", "--size", "1"], ["relay"], ["pack", "-o", "x"]):
         r = run(python, packed, e2e, *admin)
         assert r.returncode == 64, r.stderr
