@@ -10,6 +10,7 @@ without it would look.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import threading
@@ -138,6 +139,12 @@ def key_path(rel: PurePath | str) -> str:
     return "/".join(p.parts)
 
 
+def binary_stdin() -> None:
+    """Windows: standard input in binary mode, so ``put -`` reads the bytes piped in, not CRLF-translated text."""
+    if WINDOWS:
+        importlib.import_module("msvcrt").setmode(0, O_BINARY)
+
+
 def install_break_handler() -> None:
     """Windows' Ctrl-Break (SIGBREAK) stops like Ctrl-C (KeyboardInterrupt) instead of killing the process."""
     import signal
@@ -149,4 +156,4 @@ def install_break_handler() -> None:
 
 __all__ = ["fcntl", "HAVE_PREADV", "HAVE_PREAD", "HAVE_SENDFILE", "HAVE_FADVISE", "HAVE_FCHMOD", "WINDOWS",
            "O_BINARY", "fast_calls", "open_data", "close_data", "pread_into", "fchmod_private",
-           "key_path", "install_break_handler"]
+           "key_path", "binary_stdin", "install_break_handler"]

@@ -145,3 +145,20 @@ def test_private_write_without_fchmod(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(compat, "HAVE_FCHMOD", False)
     write_private(tmp_path / "m.json", '{"x": 1}\n')
     assert (tmp_path / "m.json").read_text() == '{"x": 1}\n'
+
+
+def test_stdin_is_switched_to_binary_on_windows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+
+    class FakeMsvcrt:
+        @staticmethod
+        def setmode(fd: int, mode: int) -> None:
+            calls.append((fd, mode))
+
+    monkeypatch.setattr(compat.importlib, "import_module", lambda name: FakeMsvcrt if name == "msvcrt" else None)
+    compat.binary_stdin()
+    assert calls == []  # Linux: nothing to do
+    monkeypatch.setattr(compat, "WINDOWS", True)
+    monkeypatch.setattr(compat, "O_BINARY", 0x8000)
+    compat.binary_stdin()
+    assert calls == [(0, 0x8000)]

@@ -224,6 +224,9 @@ def main() -> None:
     """
     import gc
 
+    from s3mpu.compat import install_break_handler
+
+    install_break_handler()  # Windows' Ctrl-Break stops like Ctrl-C (resumable), instead of killing the process
     gc.set_threshold(10_000, 10, 10)
     try:
         cli.main(prog_name="s3mpu")

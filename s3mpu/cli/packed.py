@@ -34,9 +34,6 @@ def version_text() -> str:
 
 def main() -> None:
     """``python3 s3mpu.pyz COMMAND ...``: the full CLI limited to :data:`USER_COMMANDS`."""
-    from s3mpu.compat import install_break_handler
-
-    install_break_handler()
     if sys.argv[1:] == ["--version"]:
         print(version_text())
         sys.exit(0)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from s3mpu.compat import close_data, fcntl, open_data, pread_into
+from s3mpu.compat import binary_stdin, close_data, fcntl, open_data, pread_into
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
 from s3mpu.units import format_size, parse_parts_spec
@@ -368,6 +368,7 @@ def _widen_pipe(stream: Any) -> None:
 
 def open_stdin() -> io.FileIO:
     """Standard input as an unbuffered binary stream (readinto goes straight to the pipe)."""
+    binary_stdin()
     return open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115 - the caller's descriptor
 
 
