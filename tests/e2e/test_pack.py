@@ -106,6 +106,23 @@ def test_multipart_put_and_status(packed: Path, python: str, e2e: Any, relay: An
     assert json.loads(st.stdout)["state"] == "completed"
 
 
+def test_credentials_in_the_environment_do_not_need_boto3(packed: Path, e2e: Any, relay: Any,
+                                                          make_data: Any) -> None:
+    """A recipient with AWS keys set: the pack has no boto3, so complete and status go through the relay."""
+    size = PART + 1
+    data = make_data(size, seed=2112)
+    m = e2e.mint(size=size, relay=relay.url)
+    env = {**e2e.user_env(), "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret"}
+    py = PYTHONS["oldest"]
+    r = subprocess.run([py, "-I", str(packed), "put", str(m), str(data), "--no-complete", "--json"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    c = subprocess.run([py, "-I", str(packed), "complete", str(m), "--json"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert c.returncode == 0, c.stderr
+    assert e2e.get(m) == data.read_bytes()
+
+
 def test_older_python_gets_one_line(packed: Path, e2e: Any) -> None:
     olds = [path for v, path in sorted(pyenv_pythons().items()) if v[:2] < (3, 10)]
     if not olds:
