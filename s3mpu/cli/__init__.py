@@ -141,9 +141,9 @@ def full_install_only(name: str) -> click.Command:
     """A packed recipient side asked for an admin command: say where it lives (64), import nothing."""
 
     def refuse(args: tuple[str, ...]) -> None:
+        here = ", ".join(n for n in COMMANDS if n in (S3mpuGroup.only or ()))
         raise click.UsageError(f"'{name}' belongs to the full install of s3mpu (pip install s3mpu, where the "
-                               "credentials are); this file is the recipient side: put, plan, status, info, request, "
-                               "complete, abort")
+                               f"credentials are); this file is the recipient side: {here}")
 
     return click.Command(name, callback=refuse, add_help_option=False, hidden=True,
                          params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],

@@ -103,14 +103,22 @@ class UploadLock:
             return
         if self._fd is None:
             return
-        if forget:
-            self.path.unlink(missing_ok=True)
-        if MECHANISM == "msvcrt":
+        if MECHANISM == "msvcrt":  # Windows cannot delete an open file: unlock, close, then forget
             try:
                 os.lseek(self._fd, _MSVCRT_BYTE, os.SEEK_SET)
                 msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
             except OSError:
                 pass  # closing releases it too
+            os.close(self._fd)
+            self._fd = None
+            if forget:
+                try:
+                    self.path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # another run opened it meanwhile: it is theirs now
+            return
+        if forget:
+            self.path.unlink(missing_ok=True)
         os.close(self._fd)  # closing the last descriptor releases the flock
         self._fd = None
 
