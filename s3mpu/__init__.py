@@ -26,6 +26,11 @@ Content-bound manifests (S3 itself refuses other bytes)::
     p = s3mpu.plan("raw.mov", output="raw.plan.json")          # user: per-part MD5 + SHA-256
     m = s3mpu.mint("s3://media/raw.mov", plan="raw.plan.json")  # admin
 
+Folders (bundles, SPEC §8): one handoff for every file under a prefix::
+
+    result = s3mpu.put_bundle("photos.bundle.json", "photos/")   # user: small files many at once
+    print(result.done, result.objects, [f.path for f in result.failed])
+
 Housekeeping::
 
     for u in s3mpu.list_uploads(s3mpu.s3_client(s3mpu.load_settings()), "media"):
@@ -47,6 +52,7 @@ _LAZY = {
     "complete": ("s3mpu.api", "complete"),
     "plan": ("s3mpu.api", "plan"),
     "refresh": ("s3mpu.admin.mint", "refresh"),
+    "put_bundle": ("s3mpu.user.bundle_put", "put_bundle"),
     "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),
     "abort_upload": ("s3mpu.admin.housekeeping", "abort_upload"),
     "cleanup": ("s3mpu.admin.housekeeping", "cleanup"),
@@ -56,6 +62,9 @@ _LAZY = {
     "load_manifest": ("s3mpu.manifest", "load"),
     "dump_manifest": ("s3mpu.manifest", "dump"),
     "Plan": ("s3mpu.admin.plan", "Plan"),
+    "Bundle": ("s3mpu.bundle", "Bundle"),
+    "load_bundle": ("s3mpu.bundle", "load"),
+    "BundleResult": ("s3mpu.user.bundle_result", "BundleResult"),
     "load_plan": ("s3mpu.admin.plan", "load_plan"),
     "MintRequest": ("s3mpu.admin.mint", "MintRequest"),
     "UploadResult": ("s3mpu.user.upload", "UploadResult"),

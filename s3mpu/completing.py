@@ -92,4 +92,53 @@ def complete_manifest(m: Manifest, settings: Settings, *, relay_url: str | None 
     return reply, how
 
 
-__all__ = ["complete_manifest", "journal_md5s", "admin_client", "forget"]
+def abort_manifest(m: Manifest, settings: Settings, *, relay_url: str | None = None) -> str:
+    """Abort the upload; how it was done. Tries the relay, then the presigned abort URL, then credentials.
+
+    An upload that no longer exists counts as aborted (the abort URL's NoSuchUpload): aborting
+    is idempotent, as a re-run of ``s3mpu abort`` (or of a bundle's) must be.
+    """
+    from s3mpu.errors import S3mpuError, TempFailError
+    from s3mpu.s3errors import classify_http, xml_error
+    from s3mpu.user.httpclient import HttpClient
+    from s3mpu.user.upload import make_relay
+
+    errors: list[S3mpuError] = []
+    how = None
+    relay = make_relay(m, relay_url)
+    if relay is not None and m.relay and m.relay.token:
+        try:
+            relay.abort(m.relay.token)
+            how = "through the relay"
+        except S3mpuError as exc:
+            errors.append(exc)
+    if how is None and m.abort_url:
+        http = HttpClient(1)
+        try:
+            r = http.request("DELETE", m.abort_url)
+            code, _ = xml_error(r.body)
+            if r.status in (200, 204) or code == "NoSuchUpload" or r.status == 404:
+                how = "with the manifest's abort URL"
+            else:
+                errors.append(classify_http(r.status, r.body, "aborting the upload"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(TempFailError(f"aborting the upload: cannot reach {m.endpoint} ({type(exc).__name__})"))
+        finally:
+            http.close()
+    if how is None:
+        client = admin_client(settings, m)
+        if client is not None:
+            from s3mpu.admin.housekeeping import abort_upload
+
+            abort_upload(client, m.bucket, m.key, m.upload_id)
+            how = "directly"
+    if how is None:
+        if errors:
+            raise errors[-1]
+        raise ConfigError("this manifest names no relay or abort URL and no S3 credentials are configured",
+                          "Ask the admin to run: s3mpu abortmp s3://BUCKET/KEY UPLOAD_ID")
+    forget(m)
+    return how
+
+
+__all__ = ["complete_manifest", "abort_manifest", "journal_md5s", "admin_client", "forget"]

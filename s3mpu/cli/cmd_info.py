@@ -23,6 +23,7 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
       s3mpu info raw.json --json | jq .expires_at
       s3mpu info s3mpu.pyz                       # which version a packed uploader carries
     """
+    from s3mpu.cli.cmd_bundle import info_bundle_cli, is_bundle_file
     from s3mpu.manifest import load
     from s3mpu.pack import read_info
     from s3mpu.units import format_duration, format_size
@@ -34,6 +35,8 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
         app.out.result(packed, f"{manifest_file}: the s3mpu {packed['s3mpu']} recipient side, packed "
                                f"{packed.get('built_at', '?')}, for Python {packed.get('python', '>=3.10')}; with {libs}")
         return
+    if is_bundle_file(manifest_file):
+        return info_bundle_cli(app, manifest_file, show_urls)
     m = load(manifest_file)
     data = m.to_dict() if show_urls else m.redacted()
     left = m.seconds_left()

@@ -78,6 +78,13 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
 
     if quiet:
         app.out.quiet = True
+    from s3mpu.cli.cmd_bundle import is_bundle_file, put_bundle_cli
+
+    if is_bundle_file(manifest_file):
+        return put_bundle_cli(app, manifest_file, file, jobs=jobs, retries=retries, limit_rate=limit_rate,
+                              progress_mode=progress_mode, no_complete=no_complete, relay_url=relay_url,
+                              timeout=timeout, memory=memory, parts_spec=parts_spec, expect_size=expect_size,
+                              expect_sha256=expect_sha256, verify=verify)
     m = load_manifest(app, manifest_file, file)
     settings = app.settings  # no credentials needed: only jobs, CA bundle and proxy are used here
     sink = make_progress(app.out, progress_mode, label=m.key.rsplit("/", 1)[-1] or m.key)
@@ -199,9 +206,12 @@ def complete(app: AppContext, manifest_file: str, relay_url: str | None) -> None
       s3mpu complete raw.json                  # user: through the manifest's relay
       AWS_PROFILE=admin s3mpu complete raw.json  # admin: directly with credentials
     """
+    from s3mpu.cli.cmd_bundle import complete_bundle_cli, is_bundle_file
     from s3mpu.completing import complete_manifest
     from s3mpu.manifest import load
 
+    if is_bundle_file(manifest_file):
+        return complete_bundle_cli(app, manifest_file, relay_url)
     m = load(manifest_file)
     reply, how = complete_manifest(m, app.settings, relay_url=relay_url, manifest_path=manifest_file)
     data = {"key": m.key, "bucket": m.bucket, "etag": reply.get("etag"), "size": reply.get("size"),
@@ -234,7 +244,10 @@ def status(app: AppContext, manifest_file: str, file: str | None, relay_url: str
     from s3mpu.user.integrity import ranges
     from s3mpu.user.status import ABORTED, COMPLETED, GONE, upload_status
     from s3mpu.user.upload import check_file, make_relay
+    from s3mpu.cli.cmd_bundle import is_bundle_file, status_bundle_cli
 
+    if is_bundle_file(manifest_file):
+        return status_bundle_cli(app, manifest_file, file, relay_url)
     m = load(manifest_file)
     size = check_file(m, file).size if file else None
     relay = make_relay(m, relay_url, retries=1)  # a status is a quick look: do not wait long for a relay
@@ -282,51 +295,13 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
       s3mpu abort raw.json
       s3mpu abort raw.json --json
     """
-    from s3mpu.errors import ConfigError, S3mpuError, TempFailError
-    from s3mpu.user.httpclient import HttpClient
+    from s3mpu.cli.cmd_bundle import abort_bundle_cli, is_bundle_file
+    from s3mpu.completing import abort_manifest
     from s3mpu.manifest import load
-    from s3mpu.s3errors import classify_http, xml_error
-    from s3mpu.user.upload import make_relay
 
+    if is_bundle_file(manifest_file):
+        return abort_bundle_cli(app, manifest_file, relay_url)
     m = load(manifest_file)
-    errors: list[S3mpuError] = []
-    how = None
-    relay = make_relay(m, relay_url)
-    if relay is not None and m.relay and m.relay.token:
-        try:
-            relay.abort(m.relay.token)
-            how = "through the relay"
-        except S3mpuError as exc:
-            errors.append(exc)
-    if how is None and m.abort_url:
-        http = HttpClient(1)
-        try:
-            r = http.request("DELETE", m.abort_url)
-            code, _ = xml_error(r.body)
-            if r.status in (200, 204) or code == "NoSuchUpload" or r.status == 404:
-                how = "with the manifest's abort URL"
-            else:
-                errors.append(classify_http(r.status, r.body, "aborting the upload"))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(TempFailError(f"aborting the upload: cannot reach {m.endpoint} ({type(exc).__name__})"))
-        finally:
-            http.close()
-    if how is None:
-        from s3mpu.completing import admin_client
-
-        client = admin_client(app.settings, m)
-        if client is not None:
-            from s3mpu.admin.housekeeping import abort_upload
-
-            abort_upload(client, m.bucket, m.key, m.upload_id)
-            how = "directly"
-    if how is None:
-        if errors:
-            raise errors[-1]
-        raise ConfigError("this manifest names no relay or abort URL and no S3 credentials are configured",
-                          "Ask the admin to run: s3mpu abortmp s3://BUCKET/KEY UPLOAD_ID")
-    from s3mpu.completing import forget
-
-    forget(m)
+    how = abort_manifest(m, app.settings, relay_url=relay_url)
     app.out.result({"key": m.key, "bucket": m.bucket, "upload_id": m.upload_id, "aborted": True},
                    f"aborted upload of {m.uri} {how}")

@@ -56,6 +56,12 @@ class PartTask:
     data: memoryview | None = field(default=None, compare=False, repr=False)
     #: the MD5 the server already holds at this number with this size: equal bytes are not sent again
     held_md5: str | None = None
+    #: the file to read (a bundle's tasks come from many files); None: the transfer's own descriptor
+    fd: int | None = field(default=None, compare=False)
+    #: headers the URL signed that the request must carry (a bundle's single PUTs: Content-Type, ...)
+    headers: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: what messages call this task (a bundle's file name); None: "part N"
+    label: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

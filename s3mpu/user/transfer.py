@@ -43,6 +43,7 @@ class _Fatal(Exception):
     def __init__(self, err: S3mpuError) -> None:
         super().__init__(str(err))
         self.err = err
+        self.task: PartTask | None = None  # the task it arose from, when known before sending
 
 
 class _Exhausted(Exception):
@@ -58,8 +59,17 @@ class Transfer:
                  limiter: TokenBucket | None = None, progress: ProgressSink | None = None,
                  on_done: Callable[[PartDone], None] | None = None, cancel: threading.Event | None = None,
                  max_failures: int | None = None, describe: Callable[[int], str] | None = None,
-                 on_release: Callable[[PartTask], None] | None = None, hash_slots: int | None = None) -> None:
+                 on_release: Callable[[PartTask], None] | None = None, hash_slots: int | None = None,
+                 on_failed: Callable[[PartTask, S3mpuError], None] | None = None,
+                 local_errors: tuple[type[S3mpuError], ...] = (), queue_bound: int | None = None,
+                 chunk_buffers: bool | None = None) -> None:
         self.fd = fd
+        #: a bundle's tasks are many objects: an error of one of these types fails that task only
+        #: (``on_failed`` hears of it), not the whole transfer
+        self.on_failed = on_failed
+        self.local_errors = local_errors
+        self.queue_bound = queue_bound  # tasks handed out ahead of the workers (an iterator's), None: unbounded
+        self.chunk_buffers = chunk_buffers  # each worker owns a CHUNK buffer; None: not for an iterator (a stream)
         self.on_release = on_release
         self.http = http
         self.jobs = max(1, jobs)
@@ -81,6 +91,12 @@ class Transfer:
     def bytes_sent(self) -> int:
         return self._bytes
 
+    def _what(self, task: PartTask) -> str:
+        return task.label or self.describe(task.number)
+
+    def _fd(self, task: PartTask) -> int:
+        return self.fd if task.fd is None else task.fd
+
     def _count(self, n: int) -> None:
         with self._lock:
             self._bytes += n
@@ -96,13 +112,13 @@ class Transfer:
             md5 = hashlib.md5(task.data).hexdigest()  # releases the GIL for large buffers
         else:
             try:
-                md5 = hash_range(self.fd, task.offset, task.size, buf, self.cancel)
+                md5 = hash_range(self._fd(task), task.offset, task.size, buf, self.cancel)
             except LocalReadError as exc:
-                raise _Fatal(DataError(f"cannot read {self.describe(task.number)} from the file: {exc}",
+                raise _Fatal(DataError(f"cannot read {self._what(task)} from the file: {exc}",
                                        "Check the file is intact and readable, then re-run.")) from None
         if task.md5 and task.md5.lower() != md5:
             raise _Fatal(DataError(
-                f"{self.describe(task.number)}: local MD5 {md5} differs from the manifest's {task.md5}; nothing sent",
+                f"{self._what(task)}: local MD5 {md5} differs from the manifest's {task.md5}; nothing sent",
                 "The file changed since 's3mpu plan' ran; upload the planned file or ask for a new manifest."))
         return md5
 
@@ -111,14 +127,14 @@ class Transfer:
         if task.held_md5 is not None and task.held_md5 == md5:
             self.progress.part_finished(task.number, True)
             return PartDone(task.number, task.size, md5, md5, 0)  # the server holds these very bytes
-        headers = {"Content-Length": str(task.size)}
+        headers = {**dict(task.headers), "Content-Length": str(task.size)}
         if task.content_md5 or task.md5:
             headers["Content-MD5"] = md5_b64(md5)
         attempt = 0
         while True:
             attempt += 1
             self.progress.part_started(task.number, task.size)
-            body = PartBody(self.fd, task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
+            body = PartBody(self._fd(task), task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
                             task.number, self._count, task.data)
             err: S3mpuError
             try:
@@ -128,10 +144,10 @@ class Transfer:
                 raise
             except (LocalReadError, ShortFileError) as exc:
                 self._rollback(task.number, body.sent)
-                raise _Fatal(DataError(f"cannot read {self.describe(task.number)} from the file: {exc}")) from None
+                raise _Fatal(DataError(f"cannot read {self._what(task)} from the file: {exc}")) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 self._rollback(task.number, body.sent)
-                err = TempFailError(f"{self.describe(task.number)}: network error ({_short(exc)})",
+                err = TempFailError(f"{self._what(task)}: network error ({_short(exc)})",
                                     "Check the network, then re-run the same command: it resumes.")
                 can_retry = True
             else:
@@ -143,14 +159,14 @@ class Transfer:
                 self._rollback(task.number, body.sent)
                 if reply.status == 200:
                     if reply.etag and self._changed_since(task, md5, buf):  # a server that does not check MD5
-                        raise _Fatal(changed_in_flight(self.describe(task.number), "the server's ETag differs"))
-                    err = DataError(f"{self.describe(task.number)}: server ETag {reply.etag or '(none)'} "
+                        raise _Fatal(changed_in_flight(self._what(task), "the server's ETag differs"))
+                    err = DataError(f"{self._what(task)}: server ETag {reply.etag or '(none)'} "
                                     f"is not the part's MD5 {md5}", "Re-run the same command to send it again.")
                     can_retry = True
                 else:
                     code, msg = xml_error(reply.body)
-                    err = part_refused(code, msg, task.number, self.describe(task.number)) \
-                        or classify_http(reply.status, reply.body, self.describe(task.number))
+                    err = part_refused(code, msg, task.number, self._what(task)) \
+                        or classify_http(reply.status, reply.body, self._what(task))
                     can_retry = retryable(reply.status, code)
             self.progress.part_finished(task.number, False)
             if not can_retry:
@@ -170,7 +186,7 @@ class Transfer:
         if task.data is not None:
             return False  # a buffered part (a stream's) cannot change under us
         try:
-            return hash_range(self.fd, task.offset, task.size, buf, self.cancel) != md5
+            return hash_range(self._fd(task), task.offset, task.size, buf, self.cancel) != md5
         except LocalReadError:
             return True
 
@@ -193,7 +209,8 @@ class Transfer:
         landed (they are good parts a re-run can skip).
         """
         streaming = not isinstance(tasks, Sequence)
-        q: queue.SimpleQueue[PartTask | None] = queue.SimpleQueue()
+        q: queue.SimpleQueue[PartTask | None] | queue.Queue[PartTask | None] = \
+            queue.Queue(self.queue_bound) if streaming and self.queue_bound else queue.SimpleQueue()
         hashing = threading.Semaphore(self.hash_slots)
         stop_dispatch = threading.Event()
         out = self.outcome
@@ -204,13 +221,22 @@ class Transfer:
                     out.fatal = err
             self.cancel.set()
 
+        def hand_out(item: PartTask | None) -> bool:
+            """Queue ``item``, waiting while a bounded queue is full; False once the transfer stops."""
+            while True:
+                try:
+                    q.put(item, timeout=0.1)  # type: ignore[call-arg]
+                    return True
+                except queue.Full:
+                    if self.cancel.is_set() or stop_dispatch.is_set():
+                        return False
+
         def feeder() -> None:
             try:
                 for item in tasks:
-                    if self.cancel.is_set() or stop_dispatch.is_set():
+                    if self.cancel.is_set() or stop_dispatch.is_set() or not hand_out(item):
                         self._release(item)
                         break
-                    q.put(item)
             except Cancelled:
                 pass
             except S3mpuError as exc:  # the stream is wrong: stop reading, but let the parts in flight land
@@ -219,7 +245,8 @@ class Transfer:
                         out.fatal = exc
             finally:
                 for _ in range(self.jobs):
-                    q.put(None)
+                    if not hand_out(None):
+                        break
 
         def next_task() -> PartTask | None:
             if not streaming:
@@ -244,7 +271,11 @@ class Transfer:
                 task = next_task()  # taken only once a slot is held: parts are hashed in part order
                 if task is None:
                     return None
-                return task, self.digest(task, buf)
+                try:
+                    return task, self.digest(task, buf)
+                except _Fatal as f:
+                    f.task = task
+                    raise
             except BaseException:
                 if task is not None:
                     self._release(task)
@@ -252,14 +283,26 @@ class Transfer:
             finally:
                 hashing.release()
 
+        def failed_here(task: PartTask, err: S3mpuError) -> bool:
+            """An error that fails only ``task`` (a bundle's object), reported to ``on_failed``."""
+            if self.on_failed is None or not isinstance(err, self.local_errors):
+                return False
+            with self._lock:
+                out.failed[task.number] = err
+            self.on_failed(task, err)
+            return True
+
         def worker() -> None:
-            buf = bytearray(0 if streaming else CHUNK)  # a stream's parts are in memory already
+            chunked = (not streaming) if self.chunk_buffers is None else self.chunk_buffers
+            buf = bytearray(CHUNK if chunked else 0)  # a stream's parts are in memory already
             while not self.cancel.is_set() and not stop_dispatch.is_set():
                 try:
                     taken = take_and_hash(buf)
                 except Cancelled:
                     return
                 except _Fatal as f:
+                    if f.task is not None and failed_here(f.task, f.err):
+                        continue
                     fatal(f.err)
                     return
                 if taken is None:
@@ -272,6 +315,8 @@ class Transfer:
                 except Cancelled:
                     return
                 except _Fatal as f:
+                    if failed_here(task, f.err):
+                        continue
                     fatal(f.err)
                     return
                 except _Exhausted as e:
@@ -279,6 +324,8 @@ class Transfer:
                         out.failed[task.number] = e.err
                         if len(out.failed) >= self.max_failures:
                             stop_dispatch.set()
+                    if self.on_failed is not None:
+                        self.on_failed(task, e.err)
                     continue
                 except OSError as exc:  # the journal could not be written: stop, nothing is lost
                     fatal(TempFailError(f"cannot write the resume journal: {exc}",

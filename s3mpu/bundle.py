@@ -1,0 +1,297 @@
+"""Bundle v1: one handoff for a whole folder (SPEC §8).
+
+A bundle grants the upload of a fixed set of files under one key prefix. Each file is an
+*object*: ``PREFIX + path`` (``path`` relative to the folder, ``/``-separated). An object of at
+most one part is a single presigned PUT (its length signed, and its Content-MD5 when a plan
+hashed it: S3 makes the object appear atomically, so it needs no complete). A larger one embeds
+a whole manifest v1 (its own upload id, part URLs and relay token), so its upload runs through
+exactly the single-file pipeline.
+
+Why the paths are checked here, on load, and not only where files are opened: a bundle comes
+from someone else. An absolute path, a ``..`` segment, a backslash (a separator on Windows), a
+NUL or an unpaired surrogate (a name that was not UTF-8 on disk) would let a hostile bundle
+name a file outside the folder, or a key the admin never meant; such a bundle is refused whole
+(exit 65) before anything is read or sent. Symlinks and special files are judged when a file
+is opened (:mod:`s3mpu.user.bundle_files`), since only the disk knows them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from s3mpu.errors import ManifestError, NoInputError
+from s3mpu.manifest import Manifest, parse_json, redact_url, write_private
+from s3mpu.units import parse_iso
+
+FORMAT = "s3mpu.bundle/1"
+#: S3's limit on a key, in UTF-8 bytes
+MAX_KEY_BYTES = 1024
+#: S3's limit on one PUT: a single-PUT object may not be larger
+MAX_SINGLE_PUT = 5 * 1024 ** 3
+#: objects in one bundle: a bound on what one handoff can grant (and on the memory to load it)
+MAX_OBJECTS = 1_000_000
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class BundleError(ManifestError):
+    """A malformed or hostile bundle (exit 65); ``field`` names the offending JSON path."""
+
+    def __init__(self, message: str, field: str = "", hint: str = "") -> None:
+        super().__init__(message, field, hint or "Ask the admin for a fresh copy of the bundle (s3mpu mint --plan).")
+
+
+def path_problem(path: Any) -> str | None:
+    """Why ``path`` cannot name a file inside the folder (None: it can). Shared by plan, mint, relay and put."""
+    if not isinstance(path, str) or not path:
+        return "is empty or not a string"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if "\x00" in path:
+        return "holds a NUL character"
+    if "\\" in path:
+        return "holds a backslash (paths use '/')"
+    if path.startswith("/") or _DRIVE.match(path):
+        return "is absolute"
+    for seg in path.split("/"):
+        if seg in ("", ".", ".."):
+            return f"has a {seg!r} segment" if seg else "has an empty segment"
+    return None
+
+
+def key_for(prefix: str, path: str) -> str:
+    """The object key of ``path`` under ``prefix`` (which ends in ``/`` or is empty)."""
+    return prefix + path
+
+
+def key_problem(key: str) -> str | None:
+    n = len(key.encode("utf-8", "surrogatepass"))
+    return f"is {n} bytes, over S3's {MAX_KEY_BYTES}-byte limit" if n > MAX_KEY_BYTES else None
+
+
+@dataclass(frozen=True)
+class BundleObject:
+    """One file of the bundle: a single PUT (``url``) or a multipart upload (``manifest``)."""
+
+    path: str
+    key: str
+    size: int
+    content_type: str | None = None
+    url: str | None = None  # single PUT
+    md5: str | None = None  # single PUT: hex MD5 the URL signs as Content-MD5 (from a plan)
+    #: headers the single PUT must carry because the URL signed them (Content-Type, x-amz-acl, ...)
+    headers: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest | None = None  # multipart
+
+    @property
+    def multipart(self) -> bool:
+        return self.manifest is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "key": self.key, "size": self.size,
+                               "content_type": self.content_type}
+        if self.manifest is not None:
+            out["manifest"] = self.manifest.to_dict()
+        else:
+            out.update(url=self.url, md5=self.md5, headers=dict(self.headers))
+        return out
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything a user without credentials needs to upload one folder."""
+
+    id: str  # random, minted: names the journal and the lock of this bundle's runs
+    endpoint: str
+    region: str
+    bucket: str
+    prefix: str
+    created_at: str
+    expires_at: str
+    objects: tuple[BundleObject, ...]
+    relay_url: str | None = None
+    signature_version: str = "s3v4"
+    format: str = FORMAT
+
+    @property
+    def expires(self) -> datetime:
+        return parse_iso(self.expires_at)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def total_size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "id": self.id, "endpoint": self.endpoint, "region": self.region,
+                "bucket": self.bucket, "prefix": self.prefix, "created_at": self.created_at,
+                "expires_at": self.expires_at, "signature_version": self.signature_version,
+                "relay": {"url": self.relay_url} if self.relay_url else None,
+                "objects": [o.to_dict() for o in self.objects]}
+
+    def to_json(self) -> str:
+        """One field a line and one object a line: each line goes through json's C encoder (100,000 objects)."""
+        d = self.to_dict()
+        objects = d.pop("objects")
+        head = ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items())
+        body = ",\n  ".join(json.dumps(o) for o in objects)
+        return "{\n" + head + ',\n "objects": [\n  ' + body + "\n ]\n}\n"
+
+    def redacted(self) -> dict[str, Any]:
+        """The bundle with every URL signature and relay token masked (for ``info --json``)."""
+        d = self.to_dict()
+        for o, obj in zip(d["objects"], self.objects, strict=True):
+            if obj.manifest is not None:
+                o["manifest"] = obj.manifest.redacted()
+            elif o.get("url"):
+                o["url"] = redact_url(o["url"])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Bundle:
+        validate(data)
+        objects = tuple(_object(i, o, data) for i, o in enumerate(data["objects"]))
+        relay = data.get("relay") or {}
+        b = cls(id=data["id"], endpoint=data["endpoint"], region=data["region"], bucket=data["bucket"],
+                prefix=data["prefix"], created_at=data["created_at"], expires_at=data["expires_at"],
+                objects=objects, relay_url=relay.get("url"), signature_version=data.get("signature_version", "s3v4"))
+        _check(b)
+        return b
+
+
+def _object(i: int, o: dict[str, Any], data: dict[str, Any]) -> BundleObject:
+    m = None
+    if o.get("manifest") is not None:
+        try:
+            m = Manifest.from_dict(o["manifest"])
+        except ManifestError as exc:
+            where = f"objects[{i}].manifest" + (f".{exc.field}" if exc.field else "")
+            raise BundleError(f"bundle field {where}: {exc.message.removeprefix('manifest field ')}", where) from None
+    return BundleObject(path=o["path"], key=o["key"], size=o["size"], content_type=o.get("content_type"),
+                        url=o.get("url"), md5=o.get("md5"), headers=dict(o.get("headers") or {}), manifest=m)
+
+
+def _check(b: Bundle) -> None:
+    """Cross-field checks a schema cannot express; every object is judged before anything is sent."""
+    for name in ("created_at", "expires_at"):
+        try:
+            parse_iso(getattr(b, name))
+        except ValueError:
+            raise BundleError(f"bundle field {name}: {getattr(b, name)!r} is not an ISO-8601 time", name) from None
+    if b.prefix and not b.prefix.endswith("/"):
+        raise BundleError(f"bundle field prefix: {b.prefix!r} does not end in '/'", "prefix")
+    seen: set[str] = set()
+    for i, o in enumerate(b.objects):
+        where = f"objects[{i}]"
+        why = path_problem(o.path)
+        if why:
+            raise BundleError(f"bundle field {where}.path: {_short(o.path)} {why}", f"{where}.path",
+                              "This bundle names a file outside its folder: do not use it; ask the admin.")
+        if o.path in seen:
+            raise BundleError(f"bundle field {where}.path: {_short(o.path)} is named twice", f"{where}.path")
+        seen.add(o.path)
+        if o.key != key_for(b.prefix, o.path):
+            raise BundleError(f"bundle field {where}.key: {_short(o.key)} is not the prefix {b.prefix!r} followed by "
+                              f"the path {_short(o.path)}", f"{where}.key")
+        why = key_problem(o.key)
+        if why:
+            raise BundleError(f"bundle field {where}.key: {_short(o.key)} {why}", f"{where}.key")
+        m = o.manifest
+        if m is None:
+            if o.size > MAX_SINGLE_PUT:
+                raise BundleError(f"bundle field {where}.size: {o.size} bytes is over S3's 5 GiB single-PUT limit",
+                                  f"{where}.size")
+            continue
+        if (m.bucket, m.key, m.size, m.size_is_max) != (b.bucket, o.key, o.size, False):
+            raise BundleError(f"bundle field {where}.manifest: it uploads s3://{m.bucket}/{_short(m.key)} "
+                              f"({'at most ' if m.size_is_max else ''}{m.size} bytes), not the object's "
+                              f"s3://{b.bucket}/{_short(o.key)} ({o.size} bytes)", f"{where}.manifest")
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The bundle JSON Schema shipped in the package."""
+    return json.loads(resources.files("s3mpu.schema").joinpath("bundle-v1.json").read_text("utf-8"))
+
+
+@cache
+def _compiled() -> Callable[[Any], Any]:
+    import fastjsonschema
+
+    return fastjsonschema.compile(schema(), use_formats=False)
+
+
+def validate(data: Any) -> None:
+    """Raise :class:`BundleError` naming the first offending field, or return quietly."""
+    if not isinstance(data, dict):
+        raise BundleError("bundle is not a JSON object")
+    if data.get("format") != FORMAT:
+        raise BundleError(f"not an s3mpu bundle (format is {data.get('format')!r}, expected {FORMAT!r})", "format")
+    from fastjsonschema import JsonSchemaValueException
+
+    from s3mpu.manifest import _field_name, _short as short_error
+
+    try:
+        _compiled()(data)
+    except JsonSchemaValueException as error:
+        where = _field_name(error.name or "data")
+        raise BundleError(f"bundle field {where}: {short_error(error)}", where) from None
+
+
+def is_bundle(data: Any) -> bool:
+    """Whether a parsed handoff document is a bundle (else it is treated as a manifest)."""
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def loads(text: str | bytes, source: str = "bundle") -> Bundle:
+    return Bundle.from_dict(parse_json(text, source, "bundle", BundleError))
+
+
+def read_handoff(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> tuple[Any, str]:
+    """The parsed JSON of a manifest or bundle file and its name for messages (66 missing, 65 not JSON)."""
+    if str(path) == "-":
+        return parse_json((stdin or sys.stdin.buffer).read(), "standard input", "manifest", ManifestError), \
+            "standard input"
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NoInputError(f"manifest or bundle not found: {path}",
+                           "Check the path, or ask the admin to mint one.") from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_json(raw, str(path), "manifest or bundle", ManifestError), str(path)
+
+
+def load(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> Bundle:
+    data, name = read_handoff(path, stdin)
+    if not is_bundle(data) and isinstance(data, dict) and data.get("format") == "s3mpu.manifest/1":
+        raise BundleError(f"{name} is a manifest (one file), not a bundle", "format",
+                          f"Upload one file with: s3mpu put {name} FILE")
+    return Bundle.from_dict(data)
+
+
+def dump(bundle: Bundle, path: str | os.PathLike[str], stdout: Any = None) -> None:
+    """Write ``bundle`` atomically with mode 0600 (``-`` writes to stdout); it holds bearer URLs."""
+    write_private(path, bundle.to_json(), stdout)
+
+
+__all__ = ["FORMAT", "MAX_KEY_BYTES", "MAX_OBJECTS", "MAX_SINGLE_PUT", "Bundle", "BundleObject", "BundleError",
+           "path_problem", "key_for", "key_problem", "is_bundle", "load", "loads", "dump", "read_handoff", "schema"]

@@ -1,0 +1,86 @@
+"""Bundle v1: loading judges every field and every path; hostile shapes are a clear 65, never a traceback."""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from s3mpu.bundle import Bundle, BundleError, is_bundle, key_problem, loads, path_problem
+from s3mpu.errors import S3mpuError
+
+URL = "http://127.0.0.1:9/bk/in/a.txt?X-Amz-Signature=feedc0de"
+GOOD: dict[str, Any] = {
+    "format": "s3mpu.bundle/1", "id": "0123456789abcdef0123456789abcdef", "endpoint": "http://127.0.0.1:9",
+    "region": "us-east-1", "bucket": "bk", "prefix": "in/", "created_at": "2026-12-04T00:00:00Z",
+    "expires_at": "2026-12-05T00:00:00Z", "signature_version": "s3v4", "relay": None,
+    "objects": [{"path": "a.txt", "key": "in/a.txt", "size": 3, "content_type": "text/plain", "url": URL,
+                 "md5": None, "headers": {}},
+                {"path": "sub/ü.bin", "key": "in/sub/ü.bin", "size": 0, "url": URL}]}
+
+
+def bad(change: Any) -> str:
+    doc = copy.deepcopy(GOOD)
+    change(doc)
+    with pytest.raises(BundleError) as e:
+        Bundle.from_dict(doc)
+    assert e.value.exit_code == 65
+    return e.value.message
+
+
+def test_a_bundle_round_trips_through_its_json_and_its_redaction_hides_signatures() -> None:
+    b = Bundle.from_dict(copy.deepcopy(GOOD))
+    assert loads(b.to_json()).to_dict() == b.to_dict()
+    assert "feedc0de" not in json.dumps(b.redacted()) and b.uri == "s3://bk/in/" and b.total_size == 3
+    assert is_bundle(GOOD) and not is_bundle({"format": "s3mpu.manifest/1"})
+
+
+@pytest.mark.parametrize("path, why", [
+    ("../x", "'..'"), ("/etc/passwd", "absolute"), ("a//b", "empty"), ("a\\..\\b", "backslash"),
+    ("C:evil", "absolute"), ("./a", "'.'"), ("a\x00b", "NUL"), ("bad\udcff", "UTF-8"), ("", "empty")])
+def test_hostile_paths_are_named_and_refused(path: str, why: str) -> None:
+    assert why in (path_problem(path) or "")
+
+    def change(d: Any) -> None:
+        d["objects"][0]["path"] = path
+        d["objects"][0]["key"] = "in/" + path
+    assert why in bad(change) or "path" in bad(change)
+
+
+def test_cross_field_lies_are_refused() -> None:
+    assert "is not the prefix" in bad(lambda d: d["objects"][0].update(key="other/a.txt"))
+    assert "named twice" in bad(lambda d: d["objects"][1].update(path="a.txt", key="in/a.txt"))
+    assert "end in '/'" in bad(lambda d: d.update(prefix="in"))
+    assert "single-PUT" in bad(lambda d: d["objects"][0].update(size=6 * 1024 ** 3))
+    assert "objects[0]" in bad(lambda d: d["objects"][0].update(manifest={"format": "s3mpu.manifest/1"}))
+    assert "not an ISO-8601" in bad(lambda d: d.update(expires_at="tomorrow"))
+    long = "x" * 1030
+    assert key_problem("in/" + long) and "1024-byte" in bad(lambda d: d["objects"][0].update(path=long, key="in/" + long))
+
+
+def test_a_manifest_given_as_a_bundle_says_so() -> None:
+    assert "format" in bad(lambda d: d.update(format="s3mpu.manifest/1"))
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(field=st.sampled_from(["id", "endpoint", "bucket", "prefix", "objects", "relay", "expires_at", "format"]),
+       obj_field=st.sampled_from(["path", "key", "size", "url", "md5", "headers", "manifest", "content_type"]),
+       value=json_values, where=st.booleans())
+def test_any_mangled_field_is_a_bundle_error_never_a_crash(field: str, obj_field: str, value: Any, where: bool) -> None:
+    doc = copy.deepcopy(GOOD)
+    if where:
+        doc[field] = value
+    else:
+        doc["objects"][0][obj_field] = value
+    try:
+        Bundle.from_dict(doc)
+    except S3mpuError as exc:
+        assert exc.exit_code == 65
