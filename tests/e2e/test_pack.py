@@ -106,6 +106,21 @@ def test_multipart_put_and_status(packed: Path, python: str, e2e: Any, relay: An
     assert json.loads(st.stdout)["state"] == "completed"
 
 
+def test_bundle_put(packed: Path, python: str, e2e: Any, relay: Any, tmp_path: Path) -> None:
+    """The folder upload came along with the whole package, and runs on 3.10 too."""
+    from bundle_fixtures import get, make_bundle, write_tree
+
+    sizes = {"a.txt": 10, "sub/b.bin": 70_000, "big.bin": PART + 5}
+    tree = write_tree(tmp_path / "dir", sizes)
+    out = tmp_path / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, tree, out, relay_url=relay.url, hashed=True)
+    r = run(python, packed, e2e, "put", out, tree, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["done"] == len(sizes)
+    for rel in sizes:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (tree / rel).read_bytes(), rel
+
+
 def test_credentials_in_the_environment_do_not_need_boto3(packed: Path, e2e: Any, relay: Any,
                                                           make_data: Any) -> None:
     """A recipient with AWS keys set: the pack has no boto3, so complete and status go through the relay."""

@@ -145,3 +145,18 @@ def test_put_from_a_pipe(e2e: Any, relay: Any, make_data: Any) -> None:
     doc = json.loads(p.stdout)
     assert doc["completed"] is True and doc["size"] == size
     assert e2e.get(m) == data
+
+
+def test_bundle_put_with_every_fallback(e2e: Any, relay: Any, tmp_path: Path) -> None:
+    """Folder uploads too: small files and the parts of a large one, read without pread, sent without sendfile."""
+    from bundle_fixtures import get, make_bundle, write_tree
+
+    sizes = {"a.txt": 10, "sub/b.bin": 200_000, "sub/deep/c.bin": 3 * 1024, "big.bin": 2 * PART + 99}
+    tree = write_tree(tmp_path / "dir", sizes)
+    out = tmp_path / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, tree, out, relay_url=relay.url, hashed=True)
+    p = forced(e2e, "put", out, tree, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1])["done"] == len(sizes)
+    for rel in sizes:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (tree / rel).read_bytes(), rel
