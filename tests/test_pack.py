@@ -1,4 +1,4 @@
-"""s3mpu.pack: which distributions go in, what is refused (the runs of the pack itself: tests/e2e/test_pack.py)."""
+"""s3mpu.pack: which distributions go in, what is refused (the runs of the pack itself: tests/e2e/test_pack_runs.py)."""
 from __future__ import annotations
 
 from importlib import metadata
