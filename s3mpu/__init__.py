@@ -28,7 +28,10 @@ Content-bound manifests (S3 itself refuses other bytes)::
 
 Folders (bundles, SPEC §8): one handoff for every file under a prefix::
 
-    result = s3mpu.put_bundle("photos.bundle.json", "photos/")   # user: small files many at once
+    p = s3mpu.plan_directory("photos/", output="photos.plan.json")       # user (sizes_only=True: no hashing)
+    b = s3mpu.mint_bundle("s3://media/photos/", p, relay_url="https://relay.example",
+                          output="photos.bundle.json")                     # admin
+    result = s3mpu.put_bundle("photos.bundle.json", "photos/")          # user: small files many at once
     print(result.done, result.objects, [f.path for f in result.failed])
 
 Housekeeping::
@@ -51,6 +54,8 @@ _LAZY = {
     "upload": ("s3mpu.api", "upload"),
     "complete": ("s3mpu.api", "complete"),
     "plan": ("s3mpu.api", "plan"),
+    "plan_directory": ("s3mpu.api", "plan_directory"),
+    "mint_bundle": ("s3mpu.api", "mint_bundle"),
     "refresh": ("s3mpu.admin.mint", "refresh"),
     "put_bundle": ("s3mpu.user.bundle_put", "put_bundle"),
     "list_uploads": ("s3mpu.admin.housekeeping", "list_uploads"),
@@ -67,6 +72,10 @@ _LAZY = {
     "BundleResult": ("s3mpu.user.bundle_result", "BundleResult"),
     "load_plan": ("s3mpu.admin.plan", "load_plan"),
     "MintRequest": ("s3mpu.admin.mint", "MintRequest"),
+    "DirPlan": ("s3mpu.plan_dir", "DirPlan"),
+    "load_dir_plan": ("s3mpu.plan_dir", "load_dir_plan"),
+    "dump_dir_plan": ("s3mpu.plan_dir", "dump_dir_plan"),
+    "BundleRequest": ("s3mpu.admin.mint_bundle", "BundleRequest"),
     "UploadResult": ("s3mpu.user.upload", "UploadResult"),
     "UploadInfo": ("s3mpu.admin.housekeeping", "UploadInfo"),
     "CallbackProgress": ("s3mpu.api", "CallbackProgress"),

@@ -13,7 +13,7 @@ CLI maps to exit codes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ from s3mpu.config import Settings, load_settings, s3_client
 from s3mpu.errors import UsageError
 from s3mpu.manifest import Manifest, dump, load
 from s3mpu.admin.plan import Plan, load_plan, make_plan
+from s3mpu.bundle import Bundle
+from s3mpu.plan_dir import DirPlan
 from s3mpu.s3uri import S3Uri
 from s3mpu.units import parse_expires, parse_size
 
@@ -197,4 +199,66 @@ def plan(path: str | os.PathLike[str], part_size: int | str | None = None, *,
     return p
 
 
-__all__ = ["mint", "upload", "complete", "plan", "CallbackProgress"]
+# -- folders (bundles, SPEC §8) ------------------------------------------------------------
+def plan_directory(path: str | os.PathLike[str], part_size: int | str | None = None, *, sizes_only: bool = False,
+                   filters: Sequence[tuple[str, str]] = (), follow_symlinks: bool = False, jobs: int | None = None,
+                   progress: Callable[[int, int, int, int], Any] | None = None,
+                   notice: Callable[[str], Any] | None = None,
+                   output: str | os.PathLike[str] | None = None) -> DirPlan:
+    """Plan every regular file of a folder, as ``s3mpu plan DIR`` does (written 0600 to ``output`` when given).
+
+    ``filters`` are ``("exclude" | "include", glob)`` pairs in aws-cli's order (the last match
+    wins); ``progress(done_bytes, total_bytes, done_files, total_files)`` is called from the
+    hashing threads; ``notice(text)`` hears about skipped symlinks and special files (default:
+    nothing). The core is :func:`s3mpu.plan_dir.plan_dir`.
+    """
+    from s3mpu.plan_dir import dump_dir_plan, plan_dir
+
+    p = plan_dir(path, part_size=_size(part_size), sizes_only=sizes_only, filters=filters,
+                 follow_symlinks=follow_symlinks, jobs=jobs, progress=progress, notice=notice)
+    if output is not None:
+        dump_dir_plan(p, output)
+    return p
+
+
+def mint_bundle(target: str, plan: DirPlan | str | os.PathLike[str], *, expires: datetime | str | int | None = None,
+                content_type: str | None = None, metadata: Mapping[str, str] | None = None, acl: str | None = None,
+                storage_class: str | None = None, relay_url: str | None = None, relay_secret: str | None = None,
+                settings: Settings | None = None, client: Any = None,
+                output: str | os.PathLike[str] | None = None) -> Bundle:
+    """Mint a bundle for every file of a folder's plan under ``s3://BUCKET/PREFIX/`` (``s3mpu mint ... --plan``).
+
+    One presigned PUT per file of at most one part, a multipart upload (with its relay token) per
+    larger file; the content type is guessed per file unless ``content_type`` is given. When any
+    step fails, every upload already created is aborted before the error is raised. Written 0600
+    to ``output`` when given (its uploads are aborted if that write fails).
+    """
+    from s3mpu.admin.mint_bundle import BundleRequest, abort_all, files_from_plan
+    from s3mpu.admin.mint_bundle import mint_bundle as do_mint
+    from s3mpu.bundle import dump as dump_bundle
+    from s3mpu.plan_dir import load_dir_plan
+
+    uri = S3Uri.parse(target)
+    if uri.key and not uri.key.endswith("/"):
+        raise UsageError(f"{target} names one object; a bundle goes under a prefix ending in '/'",
+                         f"Call mint_bundle('{target}/', plan).")
+    settings = settings or load_settings()
+    client = client or s3_client(settings)
+    p = plan if isinstance(plan, DirPlan) else load_dir_plan(plan)
+    req = BundleRequest(bucket=uri.bucket, prefix=uri.key, files=files_from_plan(p),
+                        expires=parse_expires(expires) if isinstance(expires, str | int) else expires,
+                        content_type=content_type, metadata=dict(metadata or {}), acl=acl,
+                        storage_class=storage_class, relay_url=relay_url or settings.relay_url)
+    signature_version = _presign_version(client, uri.bucket, uri.key or "x")
+    b = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
+                relay_secret=relay_secret or settings.relay_secret, signature_version=signature_version)
+    if output is not None:
+        try:
+            dump_bundle(b, output)
+        except OSError:
+            abort_all(client, [o.manifest for o in b.objects if o.manifest is not None])
+            raise
+    return b
+
+
+__all__ = ["mint", "upload", "complete", "plan", "plan_directory", "mint_bundle", "CallbackProgress"]

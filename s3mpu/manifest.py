@@ -214,17 +214,26 @@ def _compiled() -> Callable[[Any], Any]:
 
 def validate(data: Any) -> None:
     """Raise :class:`ManifestError` naming the first offending field, or return quietly."""
+    check_schema(data, "manifest", FORMAT, _compiled(), ManifestError)
+
+
+def check_schema(data: Any, kind: str, fmt: str, validator: Callable[[Any], Any],
+                 error: Callable[[str, str], Exception]) -> None:
+    """A handed-over document against its compiled schema: ``error(message, field)`` names the first bad field.
+
+    Shared by the manifest and the bundle: both are JSON objects whose ``format`` says what they are.
+    """
     if not isinstance(data, dict):
-        raise ManifestError("manifest is not a JSON object")
-    if data.get("format") != FORMAT:
-        raise ManifestError(f"not an s3mpu manifest (format is {data.get('format')!r}, expected {FORMAT!r})", "format")
+        raise error(f"{kind} is not a JSON object", "")
+    if data.get("format") != fmt:
+        raise error(f"not an s3mpu {kind} (format is {data.get('format')!r}, expected {fmt!r})", "format")
     from fastjsonschema import JsonSchemaValueException
 
     try:
-        _compiled()(data)
-    except JsonSchemaValueException as error:
-        where = _field_name(error.name or "data")
-        raise ManifestError(f"manifest field {where}: {_short(error)}", where) from None
+        validator(data)
+    except JsonSchemaValueException as exc:
+        where = _field_name(exc.name or "data")
+        raise error(f"{kind} field {where}: {_short(exc)}", where) from None
 
 
 def _field_name(name: str) -> str:

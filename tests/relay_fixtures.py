@@ -7,6 +7,7 @@ server (each test using it runs against moto and rclone).
 """
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from servers import S3Server
 
 RELAY_SECRET = "s3mpu-test-relay-secret-0123456789abcdef"
 __all__ = ["RELAY_SECRET", "relay_settings", "relay_for", "relay", "mint_for", "put_parts", "relay_logs",
-           "no_secrets_in_logs"]
+           "no_secrets_in_logs", "WEBHOOK_SECRET", "WebhookReceiver"]
 
 
 def relay_settings(server: S3Server, secrets: tuple[str, ...] = (RELAY_SECRET,), **changes: Any) -> Settings:
@@ -134,7 +135,7 @@ def no_secrets_in_logs(relay_logs: _Collect) -> Iterator[_Collect]:
     yield relay_logs
     from servers import SECRET_KEY
 
-    secrets = [RELAY_SECRET, SECRET_KEY, *API_TOKENS]
+    secrets = [RELAY_SECRET, SECRET_KEY, *API_TOKENS, WEBHOOK_SECRET, WEBHOOK_SECRET[6:]]
     for line in relay_logs.lines():
         for pattern in SENSITIVE:
             assert not pattern.search(line), f"sensitive value in a log line: {line[:300]}"
@@ -144,3 +145,69 @@ def no_secrets_in_logs(relay_logs: _Collect) -> Iterator[_Collect]:
 
 #: API tokens used by tests (checked against the logs too).
 API_TOKENS = ["api-token-alice-0123456789", "api-token-bob-9876543210"]
+
+
+#: a Standard Webhooks secret for tests (32 random bytes, base64)
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+
+
+class WebhookReceiver:
+    """A real HTTP server that records webhook POSTs and answers from a script.
+
+    ``script`` items, used in turn (the last one repeats): an HTTP status (int), or ``"hang"``
+    (answer 200 only after ``hang`` seconds, i.e. after the sender's timeout).
+    """
+
+    def __init__(self, script: list[Any] | None = None, hang: float = 3.0) -> None:
+        import http.server
+        import threading
+
+        self.script = list(script or [204])
+        self.hang = hang
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.arrived:
+                    n = len(receiver.received)
+                    receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    receiver.arrived.notify_all()
+                action = receiver.script[min(n, len(receiver.script) - 1)]
+                if action == "hang":
+                    import time as _time
+
+                    _time.sleep(receiver.hang)
+                    action = 200
+                self.send_response(int(action))
+                if 300 <= int(action) < 400:
+                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
+        """The first ``count`` deliveries (fails the test when they do not arrive within ``timeout``)."""
+        import time as _time
+
+        deadline = _time.monotonic() + timeout
+        with self.arrived:
+            while len(self.received) < count:
+                left = deadline - _time.monotonic()
+                assert left > 0, f"{len(self.received)} of {count} webhook deliveries arrived"
+                self.arrived.wait(left)
+            return list(self.received[:count])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -84,3 +84,39 @@ def test_any_mangled_field_is_a_bundle_error_never_a_crash(field: str, obj_field
         Bundle.from_dict(doc)
     except S3mpuError as exc:
         assert exc.exit_code == 65
+
+
+objects = st.fixed_dictionaries(
+    {"path": st.one_of(st.text(max_size=5), st.integers()), "key": st.text(min_size=0, max_size=5),
+     "size": st.one_of(st.integers(-3, 10), st.booleans(), st.none())},
+    optional={"url": st.one_of(st.text(max_size=3), st.none()), "md5": st.one_of(st.none(), st.just("0" * 32),
+                                                                                  st.text(max_size=3)),
+              "headers": st.one_of(st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers()),
+                                                   max_size=2), st.lists(st.text(), max_size=1)),
+              "content_type": st.one_of(st.none(), st.text(max_size=3), st.integers()),
+              "manifest": st.one_of(st.just({}), st.text(max_size=2)), "extra": st.none()})
+
+
+@settings(max_examples=400, deadline=None)
+@given(obj=objects)
+def test_the_fast_object_check_agrees_with_the_shipped_schema(obj: dict[str, Any]) -> None:
+    import fastjsonschema
+
+    from s3mpu.bundle import object_ok, object_problem, schema
+
+    full = fastjsonschema.compile(schema()["properties"]["objects"]["items"], use_formats=False)
+    try:
+        full(obj)
+        by_schema = True
+    except fastjsonschema.JsonSchemaValueException:
+        by_schema = False
+    assert (object_problem(obj) is None) == by_schema, (obj, object_problem(obj))
+    assert object_ok(obj) == by_schema, obj
+
+
+@settings(max_examples=1000, deadline=None)
+@given(path=st.text(alphabet=st.sampled_from(list("ab./\\:\x00C-é")), max_size=12))
+def test_the_fast_path_check_never_passes_a_path_the_full_check_refuses(path: str) -> None:
+    from s3mpu.bundle import full_path_problem
+
+    assert (path_problem(path) is None) == (full_path_problem(path) is None)

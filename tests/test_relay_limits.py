@@ -180,8 +180,10 @@ def test_request_data_is_escaped_in_log_lines(rclone_server, relay_logs) -> None
                             headers={"Authorization": f"Bearer {API_TOKENS[0]}"})
     assert status == 201
     messages = [r.getMessage() for r in relay_logs.records if r.name.startswith("s3mpu")]
-    minted = [msg for msg in messages if "minted" in msg]
+    minted = [msg for msg in messages if msg.startswith("minted")]
     assert minted and all("a\\x0d\\x0a2026" in msg and "\\x1b[2K\\x09" in msg for msg in minted)
+    audit = [msg for msg in messages if msg.startswith('{"audit":"minted"')]  # JSON escapes them its own way
+    assert audit and all("a\\r\\n2026" in msg and "\\u001b[2K\\tline" in msg for msg in audit)
     for msg in messages:
         assert not any(c in msg for c in "\r\n\t\x1b"), msg
 

@@ -35,6 +35,7 @@ class MintRequest:
     content_type: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     acl: str | None = None
+    storage_class: str | None = None  # e.g. STANDARD_IA, GLACIER_IR (x-amz-storage-class)
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     relay_url: str | None = None
     md5s: Sequence[str] | None = None  # hex MD5 of each part, from a plan
@@ -101,6 +102,8 @@ def mint(client: Any, req: MintRequest, *, endpoint: str, region: str, relay_sec
         create["Metadata"] = metadata
     if req.acl:
         create["ACL"] = req.acl
+    if req.storage_class:
+        create["StorageClass"] = req.storage_class
     try:
         upload_id = client.create_multipart_upload(**create)["UploadId"]
     except Exception as exc:

@@ -31,7 +31,6 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                    timeout: float, memory: int | None, parts_spec: str | None, expect_size: int | None,
                    expect_sha256: str | None, verify: bool) -> None:
     """``s3mpu put BUNDLE DIR``: one line per object with --json, a summary, the exit status of SPEC §8."""
-    from s3mpu import bundle as bundles
     from s3mpu.cli.cmd_user import command_line
     from s3mpu.cli.progress_bundle import make_bundle_progress
     from s3mpu.errors import UsageError
@@ -44,8 +43,6 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                          f"Leave them out: s3mpu put {bundle_file} {directory}")
     if directory == "-":
         raise UsageError("a bundle uploads a folder, not standard input", f"s3mpu put {bundle_file} DIR")
-    b = bundles.load(bundle_file)
-    sink = make_bundle_progress(app.out, progress_mode, label=b.uri)
     rerun = command_line(app.argv) if app.argv else f"s3mpu put {bundle_file} {directory}"
     given = COMMAND_LINE.set(rerun)
 
@@ -56,8 +53,9 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
             app.out.warn(r.error.message)
 
     try:
-        result = put_bundle(b, directory, jobs=jobs or None, retries=retries, limit_rate=limit_rate,
-                            complete=not no_complete, progress=sink, relay=relay_url, bundle_path=bundle_file,
+        result = put_bundle(bundle_file, directory, jobs=jobs or None, retries=retries, limit_rate=limit_rate,
+                            complete=not no_complete, relay=relay_url, bundle_path=bundle_file,
+                            progress=lambda b: make_bundle_progress(app.out, progress_mode, label=b.uri),
                             warn=app.out.warn, info=app.out.info, on_object=one, read_timeout=timeout,
                             connect_timeout=min(10.0, timeout), ca_bundle=app.settings.ca_bundle,
                             proxy=app.settings.proxy, memory=memory, rerun=rerun)
@@ -68,9 +66,12 @@ def put_bundle_cli(app: AppContext, bundle_file: str, directory: str, *, jobs: i
                      f"(e.g. {', '.join(result.unnamed_examples[:3])})")
     if app.out.json_mode:
         app.out.event(result.to_dict())
+    elif result.finished_before:
+        app.out.result(None, f"{result.uri}: all {result.objects} objects were uploaded by an earlier run of this "
+                             "bundle; nothing to send")
     else:
         done_now = result.done - result.skipped
-        line = (f"{b.uri}: {result.done} of {result.objects} objects uploaded"
+        line = (f"{result.uri}: {result.done} of {result.objects} objects uploaded"
                 + (f" ({result.skipped} before this run)" if result.skipped else "")
                 + f"; sent {format_size(result.bytes_sent)} in {result.seconds:.1f} s"
                 + (f" ({format_size(result.bytes_sent / max(result.seconds, 1e-6))}/s)" if done_now else ""))
@@ -119,25 +120,22 @@ def info_bundle_cli(app: AppContext, bundle_file: str, show_urls: bool) -> None:
 
 def complete_bundle_cli(app: AppContext, bundle_file: str, relay_url: str | None) -> None:
     """``s3mpu complete BUNDLE``: complete every multipart object whose parts are all on the server."""
-    from s3mpu import bundle as bundles
-    from s3mpu.user.bundle_status import for_each_multipart
-
-    b = bundles.load(bundle_file)
-    data = for_each_multipart(b, "complete", app.settings, relay_url, bundle_file)
-    app.out.result(data, "\n".join(f"{r['state']:<12}{r['path']}" + (f"  ({r['error']})" if r.get("error") else "")
-                                   for r in data["objects"]) or f"{b.uri}: no multipart objects to complete")
-    _raise_first(data)
+    _each_multipart(app, bundle_file, relay_url, "complete", "no multipart objects to complete")
 
 
 def abort_bundle_cli(app: AppContext, bundle_file: str, relay_url: str | None) -> None:
     """``s3mpu abort BUNDLE``: abort every multipart upload; single PUTs have nothing to abort."""
+    _each_multipart(app, bundle_file, relay_url, "abort", "no multipart uploads to abort")
+
+
+def _each_multipart(app: AppContext, bundle_file: str, relay_url: str | None, action: str, none: str) -> None:
     from s3mpu import bundle as bundles
     from s3mpu.user.bundle_status import for_each_multipart
 
     b = bundles.load(bundle_file)
-    data = for_each_multipart(b, "abort", app.settings, relay_url, bundle_file)
+    data = for_each_multipart(b, action, app.settings, relay_url, bundle_file)
     app.out.result(data, "\n".join(f"{r['state']:<12}{r['path']}" + (f"  ({r['error']})" if r.get("error") else "")
-                                   for r in data["objects"]) or f"{b.uri}: no multipart uploads to abort")
+                                   for r in data["objects"]) or f"{b.uri}: {none}")
     _raise_first(data)
 
 

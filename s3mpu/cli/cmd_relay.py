@@ -13,10 +13,10 @@ from s3mpu.relay.config import (DEFAULT_CHANNEL_TIMEOUT, DEFAULT_CONNECTION_LIMI
                                 DEFAULT_S3_ATTEMPTS, DEFAULT_S3_CONNECT_TIMEOUT, DEFAULT_S3_READ_TIMEOUT)
 
 
-def _listen(value: str) -> tuple[str, int]:
+def _listen(value: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)", param_hint="--listen")
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)", param_hint=option)
     return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
@@ -84,6 +84,14 @@ def _setup_logging(quiet: bool) -> None:
               help="Longest expiry /v1/refresh grants.")
 @click.option("--trusted-proxy", metavar="IP", help="Reverse proxy whose X-Forwarded-* headers are believed (e.g. 127.0.0.1).")
 @click.option("--no-object-size-header", is_flag=True, help="Do not send x-amz-mp-object-size at complete.")
+@click.option("--metrics-listen", metavar="HOST:PORT",
+              help="Serve GET /metrics on this address instead of on --listen (e.g. 127.0.0.1:9100).")
+@click.option("--webhook", "webhooks", multiple=True, metavar="URL",
+              help="POST signed upload.minted/completed/aborted events to URL (repeatable; Standard Webhooks).")
+@click.option("--webhook-secret-file", metavar="FILE",
+              help="The webhooks' whsec_ signing secret (also S3MPU_WEBHOOK_SECRET).")
+@click.option("--webhook-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Seconds a webhook receiver may take; a failed delivery is retried with backoff for an hour.")
 @click.option("--check-config", is_flag=True,
               help="Check secret, tokens file, credentials and the S3 endpoint, print the limits, and exit "
                    "(0 when fine, 78 on a problem).")
@@ -93,7 +101,9 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
           seed_no_overwrite: bool, public_url: str | None, threads: int, max_body: int, connection_limit: int,
           channel_timeout: int, request_timeout: int, s3_connect_timeout: float, s3_read_timeout: float,
           s3_attempts: int, token_grace: int, refresh_grace: int, max_refresh_expires: int,
-          trusted_proxy: str | None, no_object_size_header: bool, check_config: bool) -> None:
+          trusted_proxy: str | None, no_object_size_header: bool, metrics_listen: str | None,
+          webhooks: tuple[str, ...], webhook_secret_file: str | None, webhook_timeout: float,
+          check_config: bool) -> None:
     """Run the relay: completes uploads for holders of a manifest, without seeing their bytes.
 
     It holds the S3 credentials (same config as the admin side) and the relay secret. It is
@@ -112,6 +122,10 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
       s3mpu -c /etc/s3mpu/s3cfg relay --secret-file /etc/s3mpu/secret --tokens /etc/s3mpu/tokens.json
       s3mpu -c /etc/s3mpu/s3cfg relay --secret-file /etc/s3mpu/secret --check-config
       s3mpu relay --listen 0.0.0.0:8080 --seed-api uploads --tokens t.json --trusted-proxy 127.0.0.1
+      S3MPU_WEBHOOK_SECRET=whsec_... s3mpu relay --webhook https://hooks.example/s3mpu --metrics-listen :9100
+
+    Service endpoints: GET /healthz (liveness), GET /readyz (S3 reachable), GET /metrics
+    (Prometheus). The tokens file is re-read when it changes, and on SIGHUP.
     """
     import os
     from dataclasses import replace
@@ -119,9 +133,15 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
     from s3mpu.config import read_secret_file, require_credentials
     from s3mpu.errors import ConfigError, NoInputError
     from s3mpu.relay.config import RelayConfig, check_secrets, load_api_tokens
+    from s3mpu.relay.options import ServiceOptions
     from s3mpu.relay.server import serve
+    from s3mpu.relay.webhooks import check_url, load_secret
 
     host, port = _listen(listen)
+    metrics_addr = _listen(metrics_listen, "--metrics-listen") if metrics_listen else None
+    service = ServiceOptions(metrics_route=metrics_addr is None, webhooks=tuple(check_url(u) for u in webhooks),
+                             webhook_secret=load_secret(webhook_secret_file, os.environ.get("S3MPU_WEBHOOK_SECRET"))
+                             if webhooks else None, webhook_timeout=webhook_timeout, tokens_file=tokens_file)
     settings = app.settings
     if secret_file:
         secrets = read_secret_file(secret_file)
@@ -141,7 +161,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
                          object_size_header=not no_object_size_header, connection_limit=connection_limit,
                          channel_timeout=channel_timeout, request_timeout=request_timeout,
                          s3_connect_timeout=s3_connect_timeout, s3_read_timeout=s3_read_timeout,
-                         s3_attempts=s3_attempts, max_pool_connections=max(10, threads))
+                         s3_attempts=s3_attempts, max_pool_connections=max(10, threads), service=service)
     config.validate()
     for w in warnings:
         app.out.warn(w)
@@ -170,7 +190,8 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
                      f"{' (' + extra + ')' if extra else ''}; Ctrl-C or SIGTERM to stop")
 
     try:
-        serve(config, host=host, port=port, threads=threads, ready=ready, waitress_options=waitress_options)
+        serve(config, host=host, port=port, threads=threads, ready=ready, waitress_options=waitress_options,
+              metrics_listen=metrics_addr)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}",
                           "Pick another --listen address or stop what is using it.") from None
@@ -178,7 +199,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
 
 @click.command()
 @click.argument("target", type=S3OBJECT)
-@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE|DIR", type=click.Path())
 @click.option("--relay", "relay_url", metavar="URL", help="The relay to ask (default: S3MPU_RELAY_URL or the config).")
 @click.option("--token", envvar="S3MPU_API_TOKEN", metavar="TOKEN",
               help="API token from the relay's admin (better: the S3MPU_API_TOKEN variable, not visible in ps).")
@@ -214,7 +235,11 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
       S3MPU_API_TOKEN=... s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example
       s3mpu request s3://media/in/raw.mov raw.mov --relay https://relay.example --token T --expires 12h
       pg_dump db | s3mpu request s3://backups/db.dump - --max-size 50G --relay https://relay.example
+      s3mpu request s3://media/in/card/ ./card --relay https://relay.example   # a folder: a bundle
     """
+    from s3mpu.cli.cmd_request_bundle import request_bundle, wants_bundle
+    if wants_bundle(target, file):  # s3://B/PREFIX/ DIR: a bundle (SPEC §8)
+        return request_bundle(app, click.get_current_context().params)
     import mimetypes
     import os
     from datetime import timezone

@@ -26,7 +26,8 @@ def upload_command(fn: Any) -> click.Command:
 @click.command()
 @manifest_argument
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Parts sent in parallel (default 8).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256),
+              help="Parts sent in parallel (default 8); for a bundle, requests in flight (default 64).")
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
               help="Attempts per part after the first, with exponential backoff.")
 @click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")
@@ -39,7 +40,8 @@ def upload_command(fn: Any) -> click.Command:
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60.0, show_default=True,
               help="Seconds without progress before a connection counts as stalled and is retried.")
 @click.option("--memory", type=SIZE, metavar="SIZE", help="With FILE '-': memory for buffered parts "
-              "(default 256M); fewer parts are sent in parallel to fit.")
+              "(default 256M); fewer parts are sent in parallel to fit. With a bundle: memory for small "
+              "files read whole (default 256M).")
 @click.option("--expect-size", type=SIZE, metavar="SIZE", help="With FILE '-': the stream must be exactly SIZE "
               "bytes, else exit 65 and nothing is completed.")
 @click.option("--expect-sha256", metavar="HEX", help="With FILE '-': the stream's SHA-256, checked before the last "
@@ -52,7 +54,8 @@ def upload_command(fn: Any) -> click.Command:
 def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retries: int, limit_rate: int | None,
         progress_mode: str, parts_spec: str | None, no_complete: bool, relay_url: str | None, timeout: float,
         memory: int | None, expect_size: int | None, expect_sha256: str | None, verify: bool, quiet: bool) -> None:
-    """Upload FILE through the presigned URLs of MANIFEST, then complete through the relay.
+    """Upload FILE through the presigned URLs of MANIFEST, then complete through the relay;
+    or every file of DIR through a BUNDLE (s3mpu mint s3://B/PREFIX/ --plan).
 
     Parts are read at their offsets and sent in parallel with their MD5; each verified part
     is journalled, so re-running the same command after a crash, Ctrl-C or network failure
@@ -70,6 +73,8 @@ def put(app: AppContext, manifest_file: str, file: str, jobs: int | None, retrie
       s3mpu put raw.json raw.mov --parts 1-100 --no-complete     # machine A of two
       s3mpu -q put raw.json raw.mov --json                       # from cron
       pg_dump db | s3mpu put dump.json - --no-complete           # then: s3mpu complete dump.json
+      s3mpu put card.bundle.json card/                           # a folder: one JSON line per file
+                                                                 # with --json; exit 2 if some failed
     """
     from s3mpu.user.resume import COMMAND_LINE
     from s3mpu.user.upload import upload

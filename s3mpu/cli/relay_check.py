@@ -43,6 +43,7 @@ def check_config(app: AppContext, config: RelayConfig, threads: int) -> None:
         raise ConfigError(f"S3 check failed: {err.message}",
                           "Check the endpoint, the credentials and the bucket names, then run --check-config again.") \
             from None
+    _webhooks(config)
     click.echo("limits:")
     for name, value in config.limits().items():
         shown = format_size(value) if name == "max_body" else (
@@ -51,6 +52,22 @@ def check_config(app: AppContext, config: RelayConfig, threads: int) -> None:
         click.echo(f"     {name.replace('_', '-')}: {shown}")
     click.echo(f"     threads: {threads}")
     click.echo("configuration OK")
+
+
+def _webhooks(config: RelayConfig) -> None:
+    """The webhook settings, the secret shown only by its length (it was parsed at start-up already)."""
+    opts = config.service
+    if not opts.webhooks:
+        click.echo("ok   webhooks: none")
+        return
+    from s3mpu.relay.webhooks import shown_url
+
+    click.echo(f"ok   webhooks: {len(opts.webhooks)}, signed (Standard Webhooks) with a "
+               f"{len(opts.webhook_secret or b'') * 8}-bit whsec_ secret")
+    for url in opts.webhooks:
+        click.echo(f"       {shown_url(url)}")
+    click.echo(f"       timeout {opts.webhook_timeout:g} s, retried for {format_duration(int(opts.webhook_max_age))}, "
+               f"queue of at most {opts.webhook_queue} deliveries")
 
 
 __all__ = ["check_config"]

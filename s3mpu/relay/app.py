@@ -90,12 +90,16 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         config = RelayConfig(settings=config or Settings(), **options)
     elif options:
         raise TypeError("pass options either in RelayConfig or as keywords with Settings, not both")
+    from s3mpu.relay.ops import build as build_ops
+
+    ops = build_ops(config)  # events (audit, metrics, webhooks), live tokens file, readiness
     service = RelayService(config)
     _install_log_filter()
     app = Flask("s3mpu.relay")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_body
     app.extensions["s3mpu.relay"] = service
+    app.extensions["s3mpu.relay.ops"] = ops
 
     @app.before_request
     def _start() -> Response | None:
@@ -103,6 +107,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         incoming = request.headers.get("X-Request-Id", "")
         g.rid = incoming if _RID_RE.match(incoming) else uuid.uuid4().hex
         g.log = {}
+        ops.begin(g.rid, _rule(), request.remote_addr)
         if request.method == "OPTIONS":  # no CORS: a browser on another site gets no permission from here
             rule = request.url_rule
             if rule is None:
@@ -122,6 +127,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         resp.headers["X-Request-Id"] = getattr(g, "rid", "-")
         resp.headers["Cache-Control"] = "no-store"
         t0 = getattr(g, "t0", time.monotonic())
+        ops.finish(_rule(), request.method, resp.status_code, time.monotonic() - t0)
         line = {"rid": getattr(g, "rid", "-"), "remote": request.remote_addr, "method": request.method,
                 "path": scrub(request.path[:200]), "status": resp.status_code,
                 "in": request.content_length or 0, "out": resp.calculate_content_length() or 0,
@@ -135,6 +141,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         message = exc.description or exc.name
         if status == 413:
             message = f"request body exceeds the relay's limit of {config.max_body} bytes"
+            ops.refused(413, "payload_too_large", message)
         resp = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
         allowed = getattr(exc, "valid_methods", None)  # only werkzeug's MethodNotAllowed has it
         if status == 405 and allowed:
@@ -150,6 +157,7 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
         if seed and status in (409, 422):  # the seed's client knows one failure: 422
             status = 422
         g.log["error"] = code
+        ops.refused(status, code, exc.message)
         rid = getattr(g, "rid", "-")
         extra = {"status_code": status} if seed else {}
         if status >= 500:
@@ -206,6 +214,8 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
     def healthz() -> Response:
         return _json(200, {"status": "ok"})
 
+    ops.routes(app, _json)
+
     @app.post("/v1/complete")
     def complete() -> Response:
         return answer(service.complete(body()))
@@ -247,6 +257,12 @@ def create_app(config: RelayConfig | Settings | None = None, **options: Any) -> 
                 return s3mpu_error_response(exc, seed=True)
 
     return app
+
+
+def _rule() -> str:
+    """The endpoint as routed (``/v1/complete``), never the raw path: a bounded metric label."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"
 
 
 def _bearer() -> str | None:

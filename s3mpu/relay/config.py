@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from s3mpu.config import Settings
+from s3mpu.relay.options import ServiceOptions
 from s3mpu.errors import AccessDeniedError, ConfigError, NoInputError, TempFailError, UsageError
 from s3mpu.units import MiB, parse_duration, parse_size
 
@@ -57,6 +58,8 @@ class ApiToken:
     max_uploads: int | None = None
     acls: tuple[str, ...] = ()  # canned ACLs the seed API may set for this token ("private" is always fine)
     no_overwrite: bool = False  # refuse to create an object that already exists
+    max_files: int | None = None  # files in one bundle (/v1/mint with a prefix), None = 10,000
+    max_total_size: int | None = None  # bytes of one bundle, None = no limit but max_size per file
 
     def matches(self, presented_sha256: bytes) -> bool:
         return hmac.compare_digest(bytes.fromhex(self.sha256), presented_sha256)
@@ -110,7 +113,7 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: not an object")
         unknown = set(t) - {"name", "token", "sha256", "bucket", "prefix", "max_size", "max_expires", "max_uploads",
-                            "acls", "no_overwrite"}
+                            "acls", "no_overwrite", "max_files", "max_total_size"}
         if unknown:
             raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         if bool(t.get("token")) == bool(t.get("sha256")):
@@ -139,8 +142,20 @@ def load_api_tokens(path: str | Path) -> tuple[ApiToken, ...]:
         if any(o.name == name for o in out):
             raise ConfigError(f"{where}: the name {name!r} is used twice; give every token its own name")
         out.append(ApiToken(name, digest, t["bucket"], str(t.get("prefix") or ""), max_size, max_expires,
-                            max_uploads, tuple(acls), bool(t.get("no_overwrite", False))))
+                            max_uploads, tuple(acls), bool(t.get("no_overwrite", False)),
+                            *_bundle_limits(t, where)))
     return tuple(out)
+
+
+def _bundle_limits(t: dict[str, Any], where: str) -> tuple[int | None, int | None]:
+    """``max_files`` (a positive whole number) and ``max_total_size`` (a size) of a token, for bundles."""
+    files, total = t.get("max_files"), t.get("max_total_size")
+    if files is not None and (isinstance(files, bool) or not isinstance(files, int) or files < 1):
+        raise ConfigError(f"{where}: max_files must be a positive whole number, not {files!r}")
+    try:
+        return files, parse_size(total) if total is not None else None
+    except (UsageError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: max_total_size: {exc}") from None
 
 
 def secret_bits(secret: str) -> float:
@@ -211,6 +226,7 @@ class RelayConfig:
     object_size_header: bool = True  # send x-amz-mp-object-size at complete
     s3_client_factory: Callable[[], Any] | None = None
     clock: Callable[[], float] = time.time
+    service: ServiceOptions = field(default_factory=ServiceOptions)  # metrics, audit, webhooks, live tokens
     _client: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -230,6 +246,8 @@ class RelayConfig:
                     self._client = s3_client(self.settings, max_pool_connections=self.max_pool_connections,
                                              connect_timeout=self.s3_connect_timeout,
                                              read_timeout=self.s3_read_timeout, max_attempts=self.s3_attempts)
+                for hook in self.service.client_hooks:  # e.g. s3mpu.relay.s3watch (metrics)
+                    hook(self._client)
             return self._client
 
     def validate(self) -> None:

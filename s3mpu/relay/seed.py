@@ -35,6 +35,8 @@ from s3mpu.s3errors import classify_boto
 from s3mpu.token import Identity
 from s3mpu.relay.config import ApiToken, RelayConfig, find_api_token
 from s3mpu.relay.config import CANNED_ACLS
+from s3mpu.relay import s3watch
+from s3mpu.relay.events import note
 from s3mpu.relay.inputs import refuse_dot_segments
 from s3mpu.relay.service import ConflictError, RelayService, upstream
 
@@ -65,11 +67,13 @@ class SeedApi:
         self.bucket = config.seed_bucket
 
     def _policy(self, bearer: str | None, key: str) -> ApiToken | None:
+        note(who="seed", bucket=self.bucket, key=key)
         if not self.config.api_tokens:
             if not (self.config.seed_open and self.config.seed_prefix):  # validate() refuses this at start-up
                 raise AccessDeniedError("the seed API is not open on this relay")
             return None
         policy = find_api_token(self.config.api_tokens, bearer)
+        note(who=policy.name)
         if not policy.allows_key(self.bucket, key):
             raise AccessDeniedError(f"API token {policy.name!r} may not upload s3://{self.bucket}/{key}",
                                     f"It is limited to s3://{policy.bucket}/{policy.prefix}*.")
@@ -137,6 +141,8 @@ class SeedApi:
             abort_upload(client, self.bucket, key, upload_id)
             raise
         log.info("seed presign s3://%s/%s upload=%s parts=%d", self.bucket, key, upload_id, len(md5s))
+        self.service.events.minted(bucket=self.bucket, key=key, upload_id=upload_id, size=None,
+                                   who=policy.name if policy is not None else "seed", api="seed")
         return 201, out
 
     def complete(self, form: Mapping[str, str], bearer: str | None) -> tuple[int, dict[str, Any]]:
@@ -170,7 +176,9 @@ class SeedApi:
                                             unique_id="s3mpu-seed-if-none-match")
             _CONDITIONAL.on = conditional
             try:
-                result = complete_upload(client, identity, parts, object_size_header=self.config.object_size_header)
+                with s3watch.recording() as calls:
+                    result = complete_upload(client, identity, parts,
+                                             object_size_header=self.config.object_size_header)
             except DataError as exc:
                 if conditional and "PreconditionFailed" in exc.message:
                     raise _Exists(f"s3://{self.bucket}/{key} exists and this relay may not overwrite it",
@@ -179,6 +187,8 @@ class SeedApi:
             finally:
                 _CONDITIONAL.on = False
         log.info("seed complete s3://%s/%s upload=%s size=%d", self.bucket, key, upload_id, result["size"])
+        s3watch.report_completed(self.service.events, client, calls, self.bucket, key, upload_id, result,
+                                 policy.name if policy is not None else "seed")
         return 200, {"status_code": 200, "etag": result["etag"], "size": result["size"], "key": key}
 
     # -- helpers -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class RelayHandle:
     config: RelayConfig
     _stopping: threading.Event = field(repr=False)
     _thread: threading.Thread = field(repr=False)
+    ops: Any = field(default=None, repr=False)  # s3mpu.relay.ops.Ops: events, metrics, readiness, tokens file
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish (up to ``timeout``), close everything."""
@@ -138,6 +139,7 @@ def _create_server(config: RelayConfig, host: str, port: int, threads: int, **wa
         if isinstance(s, BaseWSGIServer):
             s.channel_class = channel
             s.maintenance = types.MethodType(_maintenance, s)
+    server.s3mpu_ops = app.extensions["s3mpu.relay.ops"]
     return server
 
 
@@ -151,7 +153,12 @@ def _run(server: Any, stopping: threading.Event, timeout: float) -> None:
 
     while not stopping.is_set():
         loop(timeout=0.2, map=server._map, count=1)  # noqa: SLF001 - waitress has no public stepping API
+    ops = getattr(server, "s3mpu_ops", None)
+    if ops is not None:
+        ops.stopping()  # /readyz says 503 first (to requests on connections already open)
     _drain(server, timeout)
+    if ops is not None:
+        ops.close(min(timeout, 5.0))  # webhooks still queued are logged as undelivered
 
 
 def _drain(server: Any, timeout: float) -> None:
@@ -194,15 +201,16 @@ def start_relay(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", po
     thread = threading.Thread(target=_run, args=(server, stopping, 5.0), name=f"s3mpu-relay-{real_port}",
                               daemon=True)
     thread.start()
-    return RelayHandle(_url(host, real_port), host, real_port, config, stopping, thread)
+    return RelayHandle(_url(host, real_port), host, real_port, config, stopping, thread, server.s3mpu_ops)
 
 
 def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
           shutdown_timeout: float = 30.0, ready: Any = None, waitress_options: dict[str, Any] | None = None,
-          **app_options: Any) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT, then shut down gracefully.
+          metrics_listen: tuple[str, int] | None = None, **app_options: Any) -> None:
+    """Serve in the foreground until SIGTERM/SIGINT, then shut down gracefully; SIGHUP re-reads the tokens file.
 
     ``ready(url)`` is called once the socket listens (the CLI prints the URL there).
+    ``metrics_listen``: serve /metrics on that (host, port) instead of on the relay's own port.
     """
     config = _make_config(settings, app_options)
     server = _create_server(config, host, port, threads, **(waitress_options or {}))
@@ -213,8 +221,22 @@ def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: in
             stopping.set()
             log.info("received %s: finishing requests in flight, then stopping", signal.Signals(signum).name)
 
+    ops = server.s3mpu_ops
+
+    def on_hup(_signum: int, _frame: Any) -> None:
+        log.info("received SIGHUP: re-reading the tokens file")
+        ops.reload_tokens()
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    if hasattr(signal, "SIGHUP"):
+        old[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    metrics_server = None
     try:
+        if metrics_listen is not None and ops.metrics is not None:
+            from prometheus_client import start_http_server
+
+            metrics_server, _ = start_http_server(metrics_listen[1], addr=metrics_listen[0],
+                                                  registry=ops.metrics.registry)
         url = _url(host, int(server.effective_port))
         config.listen_url = config.listen_url or url
         if ready is not None:
@@ -223,6 +245,8 @@ def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: in
             log.info("relay listening on %s (%d threads)", url, threads)
         _run(server, stopping, shutdown_timeout)
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         for s, h in old.items():
             signal.signal(s, h)
         log.info("relay stopped")

@@ -21,6 +21,8 @@ from s3mpu.errors import (AccessDeniedError, ConfigError, DataError, NoInputErro
                       TempFailError, UnsupportedError, UsageError)
 from s3mpu.units import format_duration, utc_iso
 from s3mpu.relay.config import AuthError, RelayConfig
+from s3mpu.relay import s3watch
+from s3mpu.relay.events import Events, note
 from s3mpu.relay.inputs import client_parts as _client_parts
 from s3mpu.relay.inputs import expires as _expires
 from s3mpu.relay.inputs import is_utf8 as _utf8
@@ -102,6 +104,8 @@ class RelayService:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
+        #: the hook for "an upload was minted/completed/aborted/refreshed" (audit, metrics, webhooks)
+        self.events: Events = config.service.events if config.service.events is not None else Events()
 
     # -- manifest tokens ---------------------------------------------------------------
     def authenticate(self, body: Mapping[str, Any], grace: int | None = None) -> tokens.Identity:
@@ -116,11 +120,12 @@ class RelayService:
         if len(token) > _MAX_TOKEN:
             raise AuthError("relay token is malformed (too long)", "Use the token from the manifest the admin minted.")
         try:  # first the signature alone: a forged or altered token is 401
-            tokens.verify(token, secrets, now=0)
+            signed = tokens.verify(token, secrets, now=0)
         except AccessDeniedError as exc:
             raise AuthError(exc.message, exc.hint) from None
         except (RecursionError, ValueError, TypeError, OverflowError, AttributeError):  # never a 500 for input
             raise AuthError("relay token is malformed", "Use the token from the manifest the admin minted.") from None
+        note(who="manifest", bucket=signed.bucket, key=signed.key, upload_id=signed.upload_id)  # for the audit
         identity = tokens.verify(token, secrets, now=self.config.clock(),
                                  grace=self.config.token_grace if grace is None else grace)
         if self.config.check_endpoint and not same_endpoint(identity.endpoint, self.config.endpoint()):
@@ -134,9 +139,11 @@ class RelayService:
         size = body.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise UsageError('"size" must be a non-negative integer')
-        with upstream("completing the upload"):
-            result = complete_upload(self.config.s3(), identity, parts, size,
-                                     object_size_header=self.config.object_size_header)
+        with upstream("completing the upload"), s3watch.recording() as calls:
+            client = self.config.s3()
+            result = complete_upload(client, identity, parts, size, object_size_header=self.config.object_size_header)
+        s3watch.report_completed(self.events, client, calls, identity.bucket, identity.key, identity.upload_id,
+                                 result, "manifest")
         log.info("completed s3://%s/%s upload=%s size=%d parts=%d", identity.bucket, identity.key,
                  identity.upload_id, result["size"], result["parts"])
         return 200, result
@@ -171,6 +178,7 @@ class RelayService:
         with upstream("aborting the upload"):
             abort_upload(self.config.s3(), identity.bucket, identity.key, identity.upload_id)
         log.info("aborted s3://%s/%s upload=%s", identity.bucket, identity.key, identity.upload_id)
+        self.events.aborted(bucket=identity.bucket, key=identity.key, upload_id=identity.upload_id, who="manifest")
         return 200, {"aborted": True, "bucket": identity.bucket, "key": identity.key, "upload_id": identity.upload_id}
 
     def refresh(self, body: Mapping[str, Any], relay_url: str) -> tuple[int, dict[str, Any]]:
@@ -210,6 +218,8 @@ class RelayService:
                           policy_max_expires=identity.policy_max_expires)
         log.info("refreshed s3://%s/%s upload=%s until %s", identity.bucket, identity.key, identity.upload_id,
                  new.expires_at)
+        self.events.refreshed(bucket=identity.bucket, key=identity.key, upload_id=identity.upload_id, who="manifest",
+                              expires_at=new.expires_at)
         return 200, new.to_dict()
 
     def _policy_cap(self, identity: tokens.Identity) -> int:
@@ -267,6 +277,9 @@ class RelayService:
     # -- online minting ------------------------------------------------------------------
     def mint(self, body: Mapping[str, Any], bearer: str | None, relay_url: str) -> tuple[int, dict[str, Any]]:
         """``/v1/mint``: check the API token's policy fully before anything is created in S3."""
+        from s3mpu.relay.bundle_mint import is_bundle_request, mint_bundle_request
+        if is_bundle_request(body):  # {"prefix", "objects"}: a bundle (SPEC §8)
+            return mint_bundle_request(self, body, bearer, relay_url)
         from s3mpu.relay.config import find_api_token
         from s3mpu.admin.mint import mint
 
@@ -274,6 +287,7 @@ class RelayService:
             raise AccessDeniedError("online minting is not enabled on this relay",
                                     "The relay's admin enables it with s3mpu relay --tokens FILE.")
         policy = find_api_token(self.config.api_tokens, bearer)
+        note(who=policy.name)
         req = _mint_request(body)
         now = datetime.fromtimestamp(self.config.clock(), timezone.utc)
         req.expires = _expires(body.get("expires"), now) or now + timedelta(seconds=min(policy.max_expires, 7 * 86400))
@@ -303,6 +317,8 @@ class RelayService:
         self.check_uploads_limit(client, policy, (m.bucket, m.key, m.upload_id))
         log.info("minted s3://%s/%s upload=%s parts=%d for api token %s", m.bucket, m.key, m.upload_id,
                  len(m.parts), policy.name)
+        self.events.minted(bucket=m.bucket, key=m.key, upload_id=m.upload_id, size=m.size, who=policy.name,
+                           size_is_max=m.size_is_max)
         return 201, m.to_dict()
 
     def check_uploads_limit(self, client: Any, policy: Any, created: tuple[str, str, str] | None = None) -> None:

@@ -15,7 +15,10 @@ variables and config file as the admin side, plus relay-only ones):
   (serve it without API tokens), ``S3MPU_RELAY_SEED_ACLS`` (comma-separated canned ACLs),
   ``S3MPU_RELAY_SEED_NO_OVERWRITE=1``;
 - the relay's S3 client: ``S3MPU_RELAY_S3_CONNECT_TIMEOUT``, ``S3MPU_RELAY_S3_READ_TIMEOUT``
-  (seconds), ``S3MPU_RELAY_S3_ATTEMPTS``.
+  (seconds), ``S3MPU_RELAY_S3_ATTEMPTS``;
+- webhooks: ``S3MPU_RELAY_WEBHOOKS`` (space-separated URLs), ``S3MPU_WEBHOOK_SECRET`` or
+  ``S3MPU_RELAY_WEBHOOK_SECRET_FILE``; metrics of all workers together: ``PROMETHEUS_MULTIPROC_DIR``
+  (an empty directory, see :mod:`s3mpu.relay.metrics`). The tokens file is re-read when it changes.
 
 Connection limits are the WSGI server's job here (gunicorn ``--timeout``, ``--worker-connections``;
 see docs/relay.md). A relay that cannot work or would be unsafe (no secret, a weak one, no
@@ -79,7 +82,14 @@ def config_from_env(env: Mapping[str, str] | None = None) -> RelayConfig:
                 raise ConfigError(f"{var}: {exc.message}") from None
     if env.get("S3MPU_RELAY_TOKENS"):
         kwargs["api_tokens"] = load_api_tokens(env["S3MPU_RELAY_TOKENS"])
-    config = RelayConfig(settings=settings, seed_bucket=env.get("S3MPU_RELAY_SEED_BUCKET") or None,
+    from s3mpu.relay.options import ServiceOptions
+    from s3mpu.relay.webhooks import check_url, load_secret
+
+    hooks = tuple(check_url(u) for u in env.get("S3MPU_RELAY_WEBHOOKS", "").split())
+    service = ServiceOptions(tokens_file=env.get("S3MPU_RELAY_TOKENS") or None, webhooks=hooks,
+                             webhook_secret=load_secret(env.get("S3MPU_RELAY_WEBHOOK_SECRET_FILE"),
+                                                        env.get("S3MPU_WEBHOOK_SECRET")) if hooks else None)
+    config = RelayConfig(settings=settings, service=service, seed_bucket=env.get("S3MPU_RELAY_SEED_BUCKET") or None,
                          seed_open=_flag(env, "S3MPU_RELAY_SEED_OPEN"),
                          seed_prefix=env.get("S3MPU_RELAY_SEED_PREFIX", ""),
                          seed_acls=tuple(a.strip() for a in env.get("S3MPU_RELAY_SEED_ACLS", "").split(",")
@@ -102,7 +112,11 @@ def make_app(env: Mapping[str, str] | None = None) -> Any:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         lg.addHandler(handler)
         lg.setLevel(logging.INFO)
-    return create_app(config_from_env(env))
+    import atexit
+
+    app = create_app(config_from_env(env))
+    atexit.register(app.extensions["s3mpu.relay.ops"].close)  # log webhooks still queued as undelivered
+    return app
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ named; the other objects go on.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Container
@@ -18,6 +19,7 @@ from s3mpu.errors import DataError, NoInputError
 
 #: open without following a FIFO's writer (it would block) or taking a terminal as ours
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows: there every path is resolved and judged
 
 
 @dataclass(frozen=True)
@@ -41,20 +43,42 @@ class Folder:
         if not p.is_dir():
             raise NoInputError(f"{directory} is not a folder", "A bundle uploads a folder: s3mpu put BUNDLE DIR.")
         self.real = os.path.realpath(p)
+        self._dirs: dict[str, str] = {}  # a bundle path's folder -> its real path, checked inside the folder
 
-    def resolve(self, rel: str) -> str:
-        """The real path of ``rel`` (a bundle path), refused (65) when it leaves the folder."""
-        real = os.path.realpath(os.path.join(self.real, *rel.split("/")))
+    def _inside(self, rel: str, real: str) -> str:
         if real != self.real and os.path.commonpath([real, self.real]) != self.real:
             raise DataError(f"{rel}: leaves the folder through a symlink (to {real}); not uploaded",
                             "Replace the link with the file itself, or remove it from the plan.")
         return real
 
+    def resolve(self, rel: str) -> str:
+        """The real path of ``rel`` (a bundle path), refused (65) when it leaves the folder."""
+        return self._inside(rel, os.path.realpath(os.path.join(self.real, *rel.split("/"))))
+
+    def _candidate(self, rel: str) -> str:
+        """``rel`` under its folder's real path (resolved once per folder, not once per file)."""
+        head, _, name = rel.rpartition("/")
+        real_dir = self._dirs.get(head)
+        if real_dir is None:
+            real_dir = self._dirs[head] = self._inside(rel, os.path.realpath(os.path.join(self.real, *head.split("/")))
+                                                       if head else self.real)
+        return os.path.join(real_dir, name)
+
     def open(self, rel: str) -> Opened:
-        """Open ``rel`` for reading: 66 when missing, 65 when it is not a regular file inside the folder."""
-        real = self.resolve(rel)
+        """Open ``rel`` for reading: 66 when missing, 65 when it is not a regular file inside the folder.
+
+        The file itself is opened with ``O_NOFOLLOW`` under its folder's real path; only when it
+        is a symlink (ELOOP) is its target resolved and judged, so the common case costs no realpath.
+        """
+        real = self._candidate(rel) if _NOFOLLOW else self.resolve(rel)
         try:
-            fd = os.open(real, _OPEN_FLAGS)
+            try:
+                fd = os.open(real, _OPEN_FLAGS | _NOFOLLOW)
+            except OSError as exc:
+                if not _NOFOLLOW or exc.errno != errno.ELOOP:
+                    raise
+                real = self.resolve(rel)  # a symlink: where does it lead?
+                fd = os.open(real, _OPEN_FLAGS)
         except FileNotFoundError:
             raise NoInputError(f"{rel}: missing from {self.given}; not uploaded",
                                "Put the file back (or re-plan without it), then re-run the same command.") from None
@@ -70,8 +94,7 @@ class Folder:
                         or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else
                         "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
                 raise DataError(f"{rel}: is {kind}, not a regular file; not uploaded")
-            if getattr(os, "O_NONBLOCK", 0) and hasattr(os, "set_blocking"):
-                os.set_blocking(fd, True)
+            # O_NONBLOCK is ignored by regular files (POSIX): nothing to undo
         except BaseException:
             os.close(fd)
             raise

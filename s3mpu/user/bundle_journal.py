@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from s3mpu.compat import O_BINARY
 from s3mpu.user.journal import state_dir
@@ -23,8 +23,7 @@ VERSION = 1
 FSYNC_EVERY = 256
 
 
-@dataclass(frozen=True)
-class ObjectRecord:
+class ObjectRecord(NamedTuple):  # a tuple: 100,000 of them are made on every re-run of a large bundle
     path: str
     size: int
     etag: str | None
@@ -97,17 +96,52 @@ def read(path: Path, bundle_id: str) -> dict[str, ObjectRecord]:
         return {}
     if not isinstance(head, dict) or head.get("v") != VERSION or head.get("bundle") != bundle_id:
         return {}
+    body = [line for line in lines[1:] if line]
+    try:  # one parse for the whole file (a torn or damaged line: line by line below)
+        docs = json.loads(b"[" + b",".join(body) + b"]")
+    except ValueError:
+        docs = []
+        for line in body:
+            try:
+                docs.append(json.loads(line))
+            except ValueError:
+                continue
     out: dict[str, ObjectRecord] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
+    for obj in docs:
         try:
-            obj = json.loads(line)
             rec = ObjectRecord(str(obj["p"]), int(obj["s"]), obj.get("e"))
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             continue
         out[rec.path] = rec
     return out
 
 
-__all__ = ["BundleJournal", "ObjectRecord", "bundle_journal_path", "read"]
+def finished_path(digest: str, directory: Path | None = None) -> Path:
+    return (directory or state_dir()) / "bundles" / f"finished-{digest[:40]}.json"
+
+
+def note_finished(digest: str, summary: dict[str, Any], directory: Path | None = None) -> None:
+    """Remember that every object of the bundle whose bytes hash to ``digest`` landed (best effort).
+
+    Why: a re-run of a finished 100,000-file bundle would otherwise parse and check the whole
+    bundle and read the whole journal (about a second) only to send nothing.
+    """
+    path = finished_path(digest, directory)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"sha256": digest, **summary}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def finished_note(digest: str, directory: Path | None = None) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(finished_path(digest, directory).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("sha256") == digest else None
+
+
+__all__ = ["BundleJournal", "ObjectRecord", "bundle_journal_path", "read", "note_finished", "finished_note"]

@@ -8,6 +8,7 @@ that one cause (77 expired or refused, 75 unreachable, ...).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,12 +53,13 @@ class BundleResult:
     unnamed_examples: list[str] = field(default_factory=list)
     fatal: S3mpuError | None = None  # what stopped the run for every object (an expired bundle, Ctrl-C)
     rerun: str = ""
+    finished_before: bool = False  # every object landed in an earlier run (recognised by the bundle's digest)
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": True, "bundle": self.uri, "objects": self.objects, "done": self.done,
                 "skipped": self.skipped, "uploaded_not_completed": self.uploaded, "failed": len(self.failed),
                 "not_sent": len(self.not_sent), "bytes_sent": self.bytes_sent, "seconds": round(self.seconds, 3),
-                "unnamed_files": self.unnamed,
+                "unnamed_files": self.unnamed, "finished_before": self.finished_before,
                 "failures": [{"path": r.path, "error": r.error.message if r.error else None,
                               "exit_code": r.error.exit_code if r.error else None} for r in self.failed],
                 "error": self.fatal.message if self.fatal else None}
@@ -67,25 +69,34 @@ class BundleResult:
         return not self.failed and not self.not_sent and self.fatal is None
 
     def error(self) -> S3mpuError | None:
-        """The error this run ends with (None: every object landed), naming each failed file and the next step."""
+        """The error this run ends with (None: every object landed), naming each failed file and the next step.
+
+        Nothing landed in this run for one cause (every file refused, the server unreachable, the
+        bundle expired): that cause's own error and exit code. Otherwise 2 (PARTIAL).
+        """
         if self.ok:
             return None
         bad = self.failed + self.not_sent
-        if self.fatal is not None and (isinstance(self.fatal, InterruptedError_) or not (self.done - self.skipped)):
-            err = self.fatal
-            return type(err)(err.message, err.hint or f"Re-run the same command to resume: {self.rerun}")
+        landed_now = self.done - self.skipped
+        if isinstance(self.fatal, InterruptedError_) or (self.fatal is not None and not landed_now and not self.failed):
+            return _with(self.fatal, self.fatal.message, self.fatal.hint or f"Re-run the same command: {self.rerun}")
         names = "; ".join(f"{r.path}: {r.error.message if r.error else 'not sent'}" for r in self.failed[:5])
         more = f" (and {len(self.failed) - 5} more)" if len(self.failed) > 5 else ""
-        codes = {r.error.exit_code for r in self.failed if r.error} | ({self.fatal.exit_code} if self.fatal else set())
-        landed = self.done > 0
-        if not landed and len(codes) == 1 and self.failed and not self.not_sent:
-            first = self.failed[0].error
-            assert first is not None
-            return type(first)(f"none of the {len(bad)} objects could be uploaded: {names}{more}",
-                               first.hint or f"Fix the cause, then re-run: {self.rerun}")
+        causes = [r.error for r in self.failed if r.error] + ([self.fatal] if self.fatal else [])
+        if not landed_now and causes and len({c.exit_code for c in causes}) == 1:
+            first = causes[0]
+            return _with(first, f"none of the {len(bad)} objects could be uploaded: {names or first.message}{more}",
+                         first.hint or f"Fix the cause, then re-run: {self.rerun}")
         what = f"{len(bad)} of {self.objects} objects were not uploaded"
         return PartialError(f"{what}: {names}{more}" if names else what,
                             f"Fix what is named above, then re-run the same command; it resumes: {self.rerun}")
+
+
+def _with(err: S3mpuError, message: str, hint: str) -> S3mpuError:
+    """A copy of ``err`` (its class, so its exit code) with another message and hint."""
+    out = copy.copy(err)
+    out.message, out.hint, out.args = message, hint, (message,)
+    return out
 
 
 class BundleProgress(Protocol):

@@ -69,7 +69,9 @@ class Transfer:
         self.on_failed = on_failed
         self.local_errors = local_errors
         self.queue_bound = queue_bound  # tasks handed out ahead of the workers (an iterator's), None: unbounded
-        self.chunk_buffers = chunk_buffers  # each worker owns a CHUNK buffer; None: not for an iterator (a stream)
+        #: True: a worker's CHUNK buffer is made when a task first reads a file (a bundle's many workers);
+        #: else every worker of a list of parts has one from the start, none of a stream's
+        self.chunk_buffers = chunk_buffers
         self.on_release = on_release
         self.http = http
         self.jobs = max(1, jobs)
@@ -261,8 +263,12 @@ class Transfer:
                     continue
             return None
 
-        def take_and_hash(buf: bytearray) -> tuple[PartTask, str] | None:
-            """The next part and its MD5, hashed while holding one of the hashing slots."""
+        def take_and_hash(bufs: list[bytearray]) -> tuple[PartTask, str] | None:
+            """The next part and its MD5, hashed while holding one of the hashing slots.
+
+            ``bufs[0]`` is the worker's buffer, given its CHUNK only once a task reads a file
+            (``chunk_buffers``): a bundle's workers sending small in-memory files never need one.
+            """
             while not hashing.acquire(timeout=0.1):
                 if self.cancel.is_set() or stop_dispatch.is_set():
                     return None
@@ -271,8 +277,10 @@ class Transfer:
                 task = next_task()  # taken only once a slot is held: parts are hashed in part order
                 if task is None:
                     return None
+                if task.data is None and len(bufs[0]) < CHUNK:
+                    bufs[0] = bytearray(CHUNK)
                 try:
-                    return task, self.digest(task, buf)
+                    return task, self.digest(task, bufs[0])
                 except _Fatal as f:
                     f.task = task
                     raise
@@ -293,11 +301,11 @@ class Transfer:
             return True
 
         def worker() -> None:
-            chunked = (not streaming) if self.chunk_buffers is None else self.chunk_buffers
-            buf = bytearray(CHUNK if chunked else 0)  # a stream's parts are in memory already
+            chunked = not streaming and not self.chunk_buffers  # a stream's parts are in memory already
+            bufs = [bytearray(CHUNK if chunked else 0)]
             while not self.cancel.is_set() and not stop_dispatch.is_set():
                 try:
-                    taken = take_and_hash(buf)
+                    taken = take_and_hash(bufs)
                 except Cancelled:
                     return
                 except _Fatal as f:
@@ -309,7 +317,7 @@ class Transfer:
                     return
                 task, md5 = taken
                 try:
-                    done = self.send_hashed(task, md5, buf)
+                    done = self.send_hashed(task, md5, bufs[0])
                     if self.on_done is not None:
                         self.on_done(done)
                 except Cancelled:

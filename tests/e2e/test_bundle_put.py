@@ -39,7 +39,15 @@ def test_a_bundle_lands_every_file_byte_identical_and_a_rerun_sends_nothing(e2e:
     again = e2e.cli(["put", out, tree, "--json"])
     assert again.code == 0, again.stderr
     s = lines(again.stdout)[-1]
-    assert (s["skipped"], s["bytes_sent"], s["done"]) == (5, 0, 5)
+    assert (s["skipped"], s["bytes_sent"], s["done"], s["finished_before"]) == (5, 0, 5, True)
+    import shutil
+
+    shutil.rmtree(Path(os.environ["XDG_STATE_HOME"]) / "s3mpu" / "bundles")  # journal and note gone
+    third = e2e.cli(["put", out, tree, "--json"])
+    assert third.code == 0, third.stderr
+    assert lines(third.stdout)[-1]["done"] == 5
+    for rel in TREE:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (tree / rel).read_bytes(), rel
 
 
 def test_a_missing_file_and_a_changed_file_fail_their_own_objects_only(e2e: E2E, tree: Path, relay: Any) -> None:
@@ -96,10 +104,10 @@ def test_an_expired_bundle_sends_nothing_and_exits_77(rclone_server: Any, tmp_pa
     e2e = E2E(rclone_server, tmp_path, rclone_server.bucket())  # moto checks no expiry (LAB.md)
     tree = write_tree(tmp_path / "dir", TREE)
     out = e2e.tmp / "b.json"
-    make_bundle(e2e.s3, e2e.bucket, tree, out, expires_in=1, paths=["a.txt", "sub/b.bin"])
+    make_bundle(e2e.s3, e2e.bucket, tree, out, expires_in=3, paths=["a.txt", "sub/b.bin"])
     import time
 
-    time.sleep(2.1)
+    time.sleep(3.5)
     r = e2e.cli(["put", out, tree])
     assert r.code == 77, (r.code, r.stderr)
     assert get(e2e.s3, e2e.bucket, "in/a.txt") is None
@@ -121,3 +129,16 @@ def test_status_info_and_abort_of_a_bundle(e2e: E2E, tree: Path, relay: Any) -> 
     assert ab.code == 0 and ab.json["objects"][0]["state"] == "aborted"
     st = e2e.cli(["status", out, "--json"]).json
     assert st["totals"]["aborted"] == 1
+
+
+def test_an_unreachable_server_is_75_when_nothing_could_be_sent(e2e: E2E, tree: Path) -> None:
+    from servers import free_port
+
+    out = e2e.tmp / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, tree, out, paths=["a.txt", "sub/b.bin", "empty"])
+    dead = f"http://127.0.0.1:{free_port()}"
+    out.write_text(out.read_text().replace(e2e.s3.endpoint, dead))
+    r = e2e.cli(["put", out, tree, "--retries", "0", "--json"])
+    assert r.code == 75, (r.code, r.stderr)
+    assert "none of the 3 objects could be uploaded" in r.stderr and "a.txt" in r.stderr
+    assert lines(r.stdout)[-1]["failed"] == 3

@@ -82,3 +82,58 @@ def test_hundreds_of_small_files_and_a_large_one_through_the_python_api(e2e: E2E
     assert listed["KeyCount"] == len(sizes)
     assert get(e2e.s3, e2e.bucket, "in/video.mov") == (root / "video.mov").read_bytes()
     assert get(e2e.s3, e2e.bucket, "in/d3/n0003.txt") == (root / "d3/n0003.txt").read_bytes()
+
+
+def test_an_upload_aborted_elsewhere_fails_its_file_with_66_every_time_and_the_rest_land(e2e: E2E, tmp_path: Path,
+                                                                                        relay: Any) -> None:
+    root = write_tree(tmp_path / "d", {"a.txt": 100, "big.bin": 11 * MiB, "b.txt": 200})
+    out = e2e.tmp / "b.json"
+    b = make_bundle(e2e.s3, e2e.bucket, root, out, relay_url=relay.url)
+    big = next(o.manifest for o in b.objects if o.manifest is not None)
+    e2e.s3.client().abort_multipart_upload(Bucket=e2e.bucket, Key=big.key, UploadId=big.upload_id)
+    for _ in range(2):  # a re-run converges to the same refusal, it does not loop
+        r = e2e.cli(["put", out, root, "--json"])
+        assert r.code == 2, r.stderr
+        events = {e["path"]: e for e in map(json.loads, r.stdout.splitlines()) if "path" in e}
+        assert events["big.bin"]["state"] == "failed" and events["big.bin"]["exit_code"] == 66
+        assert "big.bin" in r.stderr
+    assert get(e2e.s3, e2e.bucket, "in/a.txt") == (root / "a.txt").read_bytes()
+    assert get(e2e.s3, e2e.bucket, "in/big.bin") is None
+
+
+def test_ctrl_c_stops_with_130_and_the_same_command_finishes(e2e: E2E, tmp_path: Path, relay: Any) -> None:
+    sizes = {f"f{i:02d}": 300_000 for i in range(30)}
+    root = write_tree(tmp_path / "d", sizes)
+    out = e2e.tmp / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, root, out, relay_url=relay.url)
+    env = e2e.user_env()
+    proc = subprocess.Popen(S3MPU + ["put", str(out), str(root), "--limit-rate", "1M", "-q"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while journal_lines(Path(env["XDG_STATE_HOME"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "re-run the same command" in err.lower()
+    r = e2e.run(["put", str(out), str(root), "--json"])
+    assert r.code == 0, r.stderr
+    for rel in sizes:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (root / rel).read_bytes()
+
+
+def test_no_complete_leaves_multipart_files_to_complete_bundle(e2e: E2E, tmp_path: Path, relay: Any) -> None:
+    root = write_tree(tmp_path / "d", {"small": 10, "big.bin": 11 * MiB})
+    out = e2e.tmp / "b.json"
+    make_bundle(e2e.s3, e2e.bucket, root, out, relay_url=relay.url)
+    r = e2e.cli(["put", out, root, "--no-complete", "--json"])
+    assert r.code == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])
+    assert (summary["done"], summary["uploaded_not_completed"]) == (1, 1)
+    assert get(e2e.s3, e2e.bucket, "in/big.bin") is None
+    c = e2e.cli(["complete", out, "--json"])
+    assert c.code == 0, c.stderr
+    assert c.json["objects"][0]["state"] == "completed"
+    assert get(e2e.s3, e2e.bucket, "in/big.bin") == (root / "big.bin").read_bytes()
+    again = e2e.cli(["put", out, root, "--json"])  # completed elsewhere (by 'complete'): the re-run agrees
+    assert again.code == 0, again.stderr
