@@ -32,8 +32,9 @@ from typing import Any
 from s3mpu import __version__
 from s3mpu.errors import ConfigError, NoInputError
 
-#: the admin side's distributions, never packed (and nothing only they require)
-EXCLUDED = frozenset({"boto3", "botocore", "s3transfer", "flask", "werkzeug", "waitress", "moto"})
+#: the admin side's distributions, never packed (and nothing only they require): credentials (boto3),
+#: the relay (Flask, waitress, and prometheus_client for its /metrics), the demo (moto)
+EXCLUDED = frozenset({"boto3", "botocore", "s3transfer", "flask", "werkzeug", "waitress", "moto", "prometheus-client"})
 #: the oldest Python the pack runs on (its ``__main__`` says so on anything older)
 MIN_PYTHON = (3, 10)
 #: the pack must stay small enough to attach to an e-mail or a ticket
