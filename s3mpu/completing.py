@@ -35,8 +35,16 @@ def journal_md5s(m: Manifest) -> tuple[list[str] | None, int | None]:
 
 
 def admin_client(settings: Settings, m: Manifest) -> Any | None:
-    """An S3 client for the manifest's endpoint when admin credentials are configured, else None."""
+    """An S3 client for the manifest's endpoint when admin credentials are configured, else None.
+
+    None too where botocore is not installed (the packed recipient side, issue 21): credentials
+    that happen to be in the environment there cannot be used, and the relay completes instead.
+    """
     if not (settings.has_static_credentials() or settings.profile):
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("botocore") is None:
         return None
     if not settings.endpoint_url:
         settings = replace(settings, endpoint_url=m.endpoint, region=settings.region or m.region)

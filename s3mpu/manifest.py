@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from s3mpu.compat import fchmod_private
 from s3mpu.errors import ManifestError, NoInputError
 from s3mpu.layout import part_count
 from s3mpu.manifest_urls import check_urls
@@ -325,7 +326,7 @@ def write_private(path: str | os.PathLike[str], text: str, stdout: Any = None) -
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
-        os.fchmod(fd, 0o600)
+        fchmod_private(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

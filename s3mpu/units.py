@@ -58,7 +58,7 @@ def parse_expires(text: str | int, now: datetime | None = None) -> datetime:
     if _DUR_RE.match(s):
         return now + timedelta(seconds=parse_duration(s))
     try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        dt = fromisoformat(s)
     except ValueError:
         raise UsageError(
             f"not an expiry: {text!r}", "Use a duration (7d, 12h, +3600), an epoch, or ISO-8601 (2026-12-05T10:00:00Z)."
@@ -129,6 +129,24 @@ def parse_parts_spec(text: str, max_part: int) -> list[int]:
     return sorted(out)
 
 
+def fromisoformat(text: str) -> datetime:
+    """``datetime.fromisoformat`` with 3.11's forms on 3.10 too (the user side runs there, issue 21).
+
+    3.10 takes only ``+HH:MM`` zones and 3 or 6 fractional digits: ``Z`` and other fractions
+    (``10:00:00.5Z``, as some tools write) are normalised first; anything else is left as given.
+    """
+    s = text.strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(s)
+    except ValueError:
+        m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)", s)
+        if not m:
+            raise
+        return datetime.fromisoformat(f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}")
+
+
 def utc_iso(dt: datetime) -> str:
     """``2026-12-05T10:00:00Z``: the manifest's timestamp form."""
     return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -136,7 +154,7 @@ def utc_iso(dt: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     """Inverse of :func:`utc_iso` (accepts any ISO-8601 with a zone)."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    dt = fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "cleanup": "s3mpu.cli.cmd_admin:cleanup",
     "configure": "s3mpu.cli.cmd_admin:configure",
     "demo": "s3mpu.cli.cmd_demo:demo",
+    "pack": "s3mpu.cli.cmd_pack:pack",
 }
 
 
@@ -68,14 +69,19 @@ class S3mpuGroup(click.Group):
 
     verbose = 0
     argv: list[str] = []
+    #: the commands this program offers (a pack: the recipient side's); None: all of them
+    only: frozenset[str] | None = None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self.get_command(ctx, name) is not None)
+        return sorted(name for name in COMMANDS
+                      if (self.only is None or name in self.only) and self.get_command(ctx, name) is not None)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
         if target is None:
             return None
+        if self.only is not None and name not in self.only:
+            return full_install_only(name)
         module, attr = target.split(":")
         try:
             return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
@@ -129,6 +135,19 @@ class S3mpuGroup(click.Group):
             click.echo("Re-run with -v for details, and report it if it persists.", err=True)
             return exit_code_for(exc)
         return rv if isinstance(rv, int) else 0
+
+
+def full_install_only(name: str) -> click.Command:
+    """A packed recipient side asked for an admin command: say where it lives (64), import nothing."""
+
+    def refuse(args: tuple[str, ...]) -> None:
+        here = ", ".join(n for n in COMMANDS if n in (S3mpuGroup.only or ()))
+        raise click.UsageError(f"'{name}' belongs to the full install of s3mpu (pip install s3mpu, where the "
+                               f"credentials are); this file is the recipient side: {here}")
+
+    return click.Command(name, callback=refuse, add_help_option=False, hidden=True,
+                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -205,6 +224,9 @@ def main() -> None:
     """
     import gc
 
+    from s3mpu.compat import install_break_handler
+
+    install_break_handler()  # Windows' Ctrl-Break stops like Ctrl-C (resumable), instead of killing the process
     gc.set_threshold(10_000, 10, 10)
     try:
         cli.main(prog_name="s3mpu")

@@ -21,12 +21,20 @@ def info(app: AppContext, manifest_file: str, show_urls: bool) -> None:
     Examples:
       s3mpu info raw.json
       s3mpu info raw.json --json | jq .expires_at
+      s3mpu info s3mpu.pyz                       # which version a packed uploader carries
     """
     from s3mpu.cli.cmd_bundle import info_bundle_cli, is_bundle_file
     from s3mpu.manifest import load
+    from s3mpu.pack import read_info
     from s3mpu.units import format_duration, format_size
     from s3mpu.user.tail import signed_length
 
+    packed = read_info(manifest_file)  # an uploader from `s3mpu pack`: which version it carries
+    if packed is not None:
+        libs = ", ".join(f"{k} {v}" for k, v in sorted(packed.get("distributions", {}).items()))
+        app.out.result(packed, f"{manifest_file}: the s3mpu {packed['s3mpu']} recipient side, packed "
+                               f"{packed.get('built_at', '?')}, for Python {packed.get('python', '>=3.10')}; with {libs}")
+        return
     if is_bundle_file(manifest_file):
         return info_bundle_cli(app, manifest_file, show_urls)
     m = load(manifest_file)

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from s3mpu.compat import O_BINARY
 from s3mpu.user.journal import state_dir
 
 VERSION = 1
@@ -53,7 +54,7 @@ class BundleJournal:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fresh = not self.path.exists() or not self.done
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if fresh else 0), 0o600)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if fresh else 0) | O_BINARY, 0o600)
             if fresh:
                 os.write(self._fd, (json.dumps({"v": VERSION, "bundle": self.bundle_id}) + "\n").encode())
             else:

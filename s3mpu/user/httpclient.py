@@ -25,6 +25,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from s3mpu.compat import HAVE_SENDFILE, pread_into
 from s3mpu.errors import S3mpuError
 from s3mpu.s3errors import classify_http
 
@@ -52,14 +53,14 @@ class FileSegment:
     def send_to(self, sock: Any) -> int:
         """Send the whole segment; returns the bytes the file gave (fewer means the file shrank)."""
         sent = 0
-        if type(sock) is socket.socket:  # plain TCP: the kernel copies (sendfile); TLS objects are subclasses
+        if HAVE_SENDFILE and type(sock) is socket.socket:  # plain TCP: the kernel copies (sendfile); TLS objects are subclasses
             sent = _sendfile(sock, self.fd, self.offset, self.count)
             if sent >= 0:
                 return sent
             sent = 0  # this file cannot be sendfile'd (some FUSE/network filesystems): copy instead
         while sent < self.count:
             want = min(self.count - sent, len(self.buf))
-            got = os.preadv(self.fd, [self.buf[:want]], self.offset + sent)
+            got = pread_into(self.fd, self.buf[:want], self.offset + sent)
             if got <= 0:
                 break
             sock.sendall(self.buf[:got])

@@ -11,19 +11,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s3mpu.compat import O_BINARY
+
 VERSION = 1
 
 
-def state_dir(env: dict[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/s3mpu`` or ``~/.local/state/s3mpu``."""
+def state_dir(env: dict[str, str] | None = None, platform: str | None = None) -> Path:
+    """``$XDG_STATE_HOME/s3mpu`` when set (any platform), else the platform's per-user state directory.
+
+    Linux and other Unixes: ``~/.local/state/s3mpu`` (XDG). Windows: ``%LOCALAPPDATA%\\s3mpu\\state``
+    (per user, not roaming: a journal names this machine's file; the profile's ACL keeps it private,
+    as mode 0600 does elsewhere). macOS: ``~/Library/Application Support/s3mpu``.
+    """
     e = os.environ if env is None else env
-    base = e.get("XDG_STATE_HOME") or os.path.join(e.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "s3mpu"
+    plat = sys.platform if platform is None else platform
+    if e.get("XDG_STATE_HOME"):
+        return Path(e["XDG_STATE_HOME"]) / "s3mpu"
+    if plat == "win32":
+        local = e.get("LOCALAPPDATA") or os.path.join(e.get("USERPROFILE") or os.path.expanduser("~"), "AppData", "Local")
+        return Path(local) / "s3mpu" / "state"
+    home = e.get("HOME") or os.path.expanduser("~")
+    if plat == "darwin":
+        return Path(home) / "Library" / "Application Support" / "s3mpu"
+    return Path(home) / ".local" / "state" / "s3mpu"
 
 
 def journal_path(upload_id: str, directory: Path | None = None) -> Path:
@@ -140,7 +156,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists() or self.stale:
                 self._rewrite()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | O_BINARY, 0o600)
             if _ends_torn(self.path):  # a crash cut the last line: start ours on a fresh one
                 os.write(self._fd, b"\n")
         return self._fd
@@ -149,7 +165,7 @@ class Journal:
         """Atomically replace the file with a header and the current records (rename is atomic)."""
         lines = [json.dumps(self._header())] + [_line(p) for p in sorted(self.parts.values(), key=lambda p: p.number)]
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o600)
         try:
             os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
             os.fsync(fd)

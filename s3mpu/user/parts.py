@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from s3mpu.compat import pread_into
 from s3mpu.errors import DataError, S3mpuError
 from s3mpu.user.httpclient import FileSegment, Reply
 from s3mpu.user.progress import ProgressSink
@@ -113,7 +113,7 @@ def hash_range(fd: int, offset: int, size: int, buf: bytearray, cancel: threadin
             raise Cancelled()
         want = min(len(buf), size - pos)
         try:
-            n = os.preadv(fd, [view[:want]], offset + pos)
+            n = pread_into(fd, view[:want], offset + pos)
         except OSError as exc:
             raise LocalReadError(exc) from None
         if n <= 0:

@@ -17,7 +17,6 @@ part's bytes are.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import mmap
@@ -30,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from s3mpu.compat import binary_stdin, close_data, fcntl, open_data, pread_into
 from s3mpu.errors import DataError, NoInputError, UsageError
 from s3mpu.manifest import Manifest, Part
 from s3mpu.units import format_size, parse_parts_spec
@@ -110,7 +110,7 @@ class FileSource:
         """Check the file fits the manifest (66/65, before any network), then open it."""
         ident = check_file(m, path)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = open_data(path)
         except OSError as exc:
             raise NoInputError(f"cannot open {path}: {exc.strerror or exc}") from None
         return cls(path, ident, fd)
@@ -141,7 +141,7 @@ class FileSource:
             h = hashlib.md5()
             pos = 0
             while pos < p.size:
-                n = os.preadv(self.fd, [view[:min(len(buf), p.size - pos)]], p.offset + pos)
+                n = pread_into(self.fd, view[:min(len(buf), p.size - pos)], p.offset + pos)
                 if n <= 0:
                     raise DataError(f"the file ended early at byte {p.offset + pos}")
                 h.update(view[:n])
@@ -151,7 +151,7 @@ class FileSource:
         return out, whole.hexdigest()
 
     def close(self) -> None:
-        os.close(self.fd)
+        close_data(self.fd)
 
 
 class Readable(Protocol):
@@ -360,7 +360,7 @@ def _widen_pipe(stream: Any) -> None:
     """Raise a pipe's buffer (64 KiB by default on Linux) so each read moves more: less CPU per GiB."""
     try:
         fd = stream.fileno()
-        if stat.S_ISFIFO(os.fstat(fd).st_mode) and hasattr(fcntl, "F_SETPIPE_SZ"):
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass  # not a pipe, or not allowed (/proc/sys/fs/pipe-max-size): the default works, only slower
@@ -368,6 +368,7 @@ def _widen_pipe(stream: Any) -> None:
 
 def open_stdin() -> io.FileIO:
     """Standard input as an unbuffered binary stream (readinto goes straight to the pipe)."""
+    binary_stdin()
     return open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115 - the caller's descriptor
 
 
