@@ -197,6 +197,21 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
                           "Pick another --listen address or stop what is using it.") from None
 
 
+def folder_options(fn: Any) -> Any:
+    """``request``'s options for a folder, as ``plan DIR`` spells them (used by cmd_request_bundle)."""
+    from s3mpu.cli.cmd_plan_dir import FilterOption
+
+    for option in reversed([
+            click.option("--exclude", multiple=True, metavar="GLOB", cls=FilterOption,
+                         help="DIR: leave out paths matching GLOB (repeatable; with --include, the last match wins)."),
+            click.option("--include", multiple=True, metavar="GLOB", cls=FilterOption,
+                         help="DIR: keep paths matching GLOB that an earlier --exclude left out (repeatable)."),
+            click.option("--follow-symlinks", is_flag=True, help="DIR: follow symlinks inside DIR (default: skip)."),
+            click.option("--sizes-only", is_flag=True, help="DIR: sizes without hashing (no Content-MD5 bound).")]):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.argument("target", type=S3OBJECT)
 @click.argument("file", metavar="FILE|DIR", type=click.Path())
@@ -216,12 +231,13 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
 @click.option("--max-size", type=SIZE, help="With FILE '-': the most the stream may hold (the manifest's maximum).")
 @click.option("--size", "exact_size", type=SIZE, help="With FILE '-': the stream's exact size, when known.")
 @click.option("--memory", type=SIZE, metavar="SIZE", help="With FILE '-': memory for buffered parts (default 256M).")
+@folder_options
 @json_option
 @click.pass_obj
 def request(app: AppContext, target: Any, file: str, relay_url: str | None, token: str | None, part_size: int | None,
             expires: Any, content_type: str | None, meta: tuple[str, ...], save_manifest: str | None,
             jobs: int | None, retries: int, limit_rate: int | None, progress_mode: str, max_size: int | None,
-            exact_size: int | None, memory: int | None) -> None:
+            exact_size: int | None, memory: int | None, **_folder: Any) -> None:
     """Ask a relay for a manifest (online mint), then upload FILE and complete, like put.
 
     This is the online flow of the seed article (the article s3mpu grew out of, whose small
@@ -240,6 +256,10 @@ def request(app: AppContext, target: Any, file: str, relay_url: str | None, toke
     from s3mpu.cli.cmd_request_bundle import request_bundle, wants_bundle
     if wants_bundle(target, file):  # s3://B/PREFIX/ DIR: a bundle (SPEC §8)
         return request_bundle(app, click.get_current_context().params)
+    if _folder.get("exclude") or _folder.get("include") or _folder.get("follow_symlinks") or _folder.get("sizes_only"):
+        from s3mpu.errors import UsageError
+
+        raise UsageError("--exclude, --include, --follow-symlinks and --sizes-only are for a folder (s3://B/PREFIX/ DIR)")
     import mimetypes
     import os
     from datetime import timezone

@@ -48,11 +48,17 @@ def request_bundle(app: AppContext, params: dict[str, Any]) -> None:
         raise UsageError("request needs the relay's URL", "Pass --relay URL or set S3MPU_RELAY_URL.")
     if not token:
         raise AccessDeniedError("request needs an API token from the relay's admin", "Pass --token or set S3MPU_API_TOKEN.")
+    from s3mpu.cli.cmd_plan_dir import filters_in_order
+
+    walk_opts = {"filters": filters_in_order(click.get_current_context(), params.get("exclude") or (),
+                                             params.get("include") or ()),
+                 "follow_symlinks": bool(params.get("follow_symlinks"))}
     saved = save_manifest or str(kept_path(url, target.bucket, target.key, folder))
-    b = _kept_bundle(app, saved, target, folder)
+    b = _kept_bundle(app, saved, target, folder, walk_opts)
     if b is None:
         b = _mint(app, url, token, target, folder, part_size=params.get("part_size"), expires=params.get("expires"),
-                  content_type=params.get("content_type"), meta=params.get("meta") or ())
+                  content_type=params.get("content_type"), meta=params.get("meta") or (),
+                  sizes_only=bool(params.get("sizes_only")), walk_opts=walk_opts)
         from s3mpu import bundle as bundles
 
         Path(saved).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -88,7 +94,8 @@ def plan_body(target: Any, plan: Any, *, expires: datetime | None, content_type:
 
 
 def _mint(app: AppContext, url: str, token: str, target: Any, folder: str, *, part_size: int | None,
-          expires: datetime | None, content_type: str | None, meta: tuple[str, ...]) -> Any:
+          expires: datetime | None, content_type: str | None, meta: tuple[str, ...], sizes_only: bool = False,
+          walk_opts: dict[str, Any] | None = None) -> Any:
     from s3mpu import bundle as bundles
     from s3mpu.cli.cmd_mint import _kv
     from s3mpu.cli.cmd_plan_dir import _progress
@@ -97,7 +104,8 @@ def _mint(app: AppContext, url: str, token: str, target: Any, folder: str, *, pa
     from s3mpu.user.relayclient import RelayClient
 
     with _progress(app, folder) as progress:
-        plan = plan_dir(folder, part_size=part_size, progress=progress, notice=app.out.info)
+        plan = plan_dir(folder, part_size=part_size, progress=progress, notice=app.out.info, sizes_only=sizes_only,
+                        **(walk_opts or {}))
     body = plan_body(target, plan, expires=expires, content_type=content_type, metadata=_kv(meta, "--meta"))
     answer = RelayClient(url).mint(token, body)
     try:
@@ -125,7 +133,7 @@ def _check_answer(b: Any, target: Any, plan: Any) -> None:
                         "Nothing was uploaded; tell the relay's admin.")
 
 
-def _kept_bundle(app: AppContext, saved: str, target: Any, folder: str) -> Any:
+def _kept_bundle(app: AppContext, saved: str, target: Any, folder: str, walk_opts: dict[str, Any]) -> Any:
     """The kept bundle when the folder still holds exactly its files and sizes; else None (its uploads aborted)."""
     from s3mpu import bundle as bundles
     from s3mpu.errors import S3mpuError
@@ -140,7 +148,7 @@ def _kept_bundle(app: AppContext, saved: str, target: Any, folder: str) -> Any:
     if (b.bucket, b.prefix) != (target.bucket, target.key):
         return None
     try:
-        now = {(rel, size) for rel, _path, size in walk(folder)}
+        now = {(rel, size) for rel, _path, size in walk(folder, **walk_opts)}
     except S3mpuError:
         return None  # the fresh plan will report the problem
     if now == {(o.path, o.size) for o in b.objects} and b.expires > datetime.now(timezone.utc):

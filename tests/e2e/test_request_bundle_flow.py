@@ -55,3 +55,25 @@ def test_request_outside_the_token_prefix_is_77(e2e: Any, relay_for: Any, tmp_pa
                 env={"S3MPU_API_TOKEN": API_TOKENS[0]})
     assert r.code == 77 and "'a'" in r.stderr and "in/*" in r.stderr
     assert e2e.s3.client().list_objects_v2(Bucket=e2e.bucket).get("KeyCount", 0) == 0
+
+
+def test_request_a_folder_with_filters_uploads_only_what_they_keep_and_reruns_resume(e2e: Any, relay_for: Any,
+                                                                                      tmp_path: Path) -> None:
+    api = (ApiToken("alice", token_sha256(API_TOKENS[0]).hex(), e2e.bucket, "in/", 64 * MiB, 86400),)
+    relay = relay_for(e2e.s3, api_tokens=api)
+    folder = tmp_path / "d"
+    for rel in ("a.jpg", "b.txt", "sub/c.jpg", "sub/d.tmp"):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(rel.encode())
+    args = ["request", f"s3://{e2e.bucket}/in/", folder, "--relay", relay.url, "--exclude", "*",
+            "--include", "*.jpg", "--sizes-only", "--save-manifest", tmp_path / "k.json"]
+    env = {"S3MPU_API_TOKEN": API_TOKENS[0]}
+    r = e2e.cli(args, env=env)
+    assert r.code == 0, r.stderr
+    keys = sorted(o["Key"] for o in e2e.s3.client().list_objects_v2(Bucket=e2e.bucket).get("Contents", []))
+    assert keys == ["in/a.jpg", "in/sub/c.jpg"]
+    again = e2e.cli(args, env=env)  # the kept bundle still matches the filtered folder: resumed, not re-minted
+    assert again.code == 0 and "resuming the bundle" in again.stderr, again.stderr
+    bad = e2e.cli(["request", f"s3://{e2e.bucket}/in/x.jpg", folder / "a.jpg", "--relay", relay.url, "--exclude", "*"],
+                  env=env)
+    assert bad.code == 64 and "for a folder" in bad.stderr
