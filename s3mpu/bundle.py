@@ -19,17 +19,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any, BinaryIO
 
-from s3mpu.errors import ManifestError, NoInputError
-from s3mpu.manifest import Manifest, check_schema, parse_json, redact_url, write_private
+from s3mpu.errors import ManifestError
+from s3mpu.manifest import Manifest, check_schema, parse_json, read_document, redact_url, write_private
 from s3mpu.units import parse_iso
 
 FORMAT = "s3mpu.bundle/1"
@@ -339,36 +337,17 @@ def loads(text: str | bytes, source: str = "bundle") -> Bundle:
     return Bundle.from_dict(parse_json(text, source, "bundle", BundleError))
 
 
-def read_handoff(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> tuple[Any, str]:
-    """The parsed JSON of a manifest or bundle file and its name for messages (66 missing, 65 not JSON)."""
-    if str(path) == "-":
-        return parse_json((stdin or sys.stdin.buffer).read(), "standard input", "manifest", ManifestError), \
-            "standard input"
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"manifest or bundle not found: {path}",
-                           "Check the path, or ask the admin to mint one.") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_json(raw, str(path), "manifest or bundle", ManifestError), str(path)
-
-
 def read_raw(path: str | os.PathLike[str]) -> bytes:
     """A bundle file's bytes (66 when missing or unreadable), for :func:`loads` and a digest of them."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"bundle not found: {path}", "Check the path, or ask the admin to mint one.") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return read_document(path, "bundle", "Check the path, or ask the admin to mint one.")[0]
 
 
 def load(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> Bundle:
-    data, name = read_handoff(path, stdin)
+    raw, name = read_document(path, "bundle", "Check the path, or ask the admin to mint one.", stdin)
+    data = parse_json(raw, name, "bundle", BundleError)
     if not is_bundle(data) and isinstance(data, dict) and data.get("format") == "s3mpu.manifest/1":
         raise BundleError(f"{name} is a manifest (one file), not a bundle", "format",
-                          f"Upload one file with: s3mpu put {name} FILE")
+                          f"Upload one file with: s3mpu put {path} FILE")
     return Bundle.from_dict(data)
 
 
@@ -378,5 +357,5 @@ def dump(bundle: Bundle, path: str | os.PathLike[str], stdout: Any = None) -> No
 
 
 __all__ = ["FORMAT", "MAX_KEY_BYTES", "MAX_OBJECTS", "MAX_SINGLE_PUT", "Bundle", "BundleObject", "BundleError",
-           "path_problem", "key_for", "key_problem", "is_bundle", "load", "loads", "dump", "read_handoff", "read_raw",
+           "path_problem", "key_for", "key_problem", "is_bundle", "load", "loads", "dump", "read_raw",
            "schema"]

@@ -298,17 +298,26 @@ def _json_err(exc: Exception) -> str:
     return str(exc).splitlines()[0][:120]
 
 
+def read_document(path: str | os.PathLike[str], kind: str, missing_hint: str,
+                  stdin: BinaryIO | None = None) -> tuple[bytes, str]:
+    """``(bytes, name for messages)`` of a handed-over file (manifest, plan, bundle); ``-`` is stdin.
+
+    One place for what every document's loader must say: missing or unreadable is 66, with the hint.
+    """
+    if str(path) == "-":
+        return (stdin or sys.stdin.buffer).read(), f"{kind} on stdin"
+    try:
+        return Path(path).read_bytes(), f"{kind} {path}"
+    except FileNotFoundError:
+        raise NoInputError(f"{kind} not found: {path}", missing_hint) from None
+    except OSError as exc:
+        raise NoInputError(f"cannot read {kind} {path}: {exc.strerror or exc}") from None
+
+
 def load(path: str | os.PathLike[str], stdin: BinaryIO | None = None) -> Manifest:
     """Read a manifest from a path, or from stdin when ``path`` is ``-``."""
-    if str(path) == "-":
-        return loads((stdin or sys.stdin.buffer).read(), "manifest on stdin")
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"manifest not found: {path}", "Check the path, or ask the admin to mint one.") from None
-    except (IsADirectoryError, PermissionError, OSError) as exc:
-        raise NoInputError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
-    return loads(raw, f"manifest {path}")
+    raw, name = read_document(path, "manifest", "Check the path, or ask the admin to mint one.", stdin)
+    return loads(raw, name)
 
 
 def dump(manifest: Manifest, path: str | os.PathLike[str], stdout: Any = None) -> None:

@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from s3mpu.bundle import MAX_KEY_BYTES, MAX_OBJECTS, path_problem
@@ -408,17 +407,9 @@ def loads(text: str | bytes, source: str = "directory plan") -> DirPlan:
 
 def load_dir_plan(path: str | os.PathLike[str]) -> DirPlan:
     """Read and validate a directory plan file (``-`` is stdin); missing 66, malformed 65."""
-    if str(path) == "-":
-        import sys
+    from s3mpu.manifest import read_document
 
-        return loads(sys.stdin.buffer.read(), "directory plan on stdin")
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"plan not found: {path}", "Make one with: s3mpu plan DIR -o PLAN") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read plan {path}: {exc.strerror or exc}") from None
-    return loads(raw, f"plan {path}")
+    return loads(*read_document(path, "plan", "Make one with: s3mpu plan DIR -o PLAN"))
 
 
 def dump_dir_plan(plan: DirPlan, path: str | os.PathLike[str], stdout: Any = None) -> None:

@@ -185,17 +185,9 @@ def loads(text: str | bytes, source: str = "plan") -> Plan:
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file (``-`` is stdin); missing file 66, malformed plan 65."""
-    if str(path) == "-":
-        import sys
+    from s3mpu.manifest import read_document
 
-        return loads(sys.stdin.buffer.read(), "plan on stdin")
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"plan not found: {path}", "Make one with: s3mpu plan FILE -o PLAN") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read plan {path}: {exc.strerror or exc}") from None
-    return loads(raw, f"plan {path}")
+    return loads(*read_document(path, "plan", "Make one with: s3mpu plan FILE -o PLAN"))
 
 
 def dump_plan(plan: Plan, path: str | os.PathLike[str]) -> None:

@@ -14,21 +14,11 @@ from s3mpu.cli import AppContext
 
 def read_plan(plan_file: str) -> tuple[Any, str]:
     """The parsed JSON of a plan file (``-`` is stdin) and its name: 66 missing, 65 not JSON."""
-    import sys
-
-    from s3mpu.errors import NoInputError
-    from s3mpu.manifest import parse_json
+    from s3mpu.manifest import parse_json, read_document
     from s3mpu.plan_dir import DirPlanError
 
-    if plan_file == "-":
-        return parse_json(sys.stdin.buffer.read(), "plan on stdin", "plan", DirPlanError), "plan on stdin"
-    try:
-        raw = Path(plan_file).read_bytes()
-    except FileNotFoundError:
-        raise NoInputError(f"plan not found: {plan_file}", "Make one with: s3mpu plan FILE|DIR -o PLAN") from None
-    except OSError as exc:
-        raise NoInputError(f"cannot read plan {plan_file}: {exc.strerror or exc}") from None
-    return parse_json(raw, f"plan {plan_file}", "plan", DirPlanError), f"plan {plan_file}"
+    raw, name = read_document(plan_file, "plan", "Make one with: s3mpu plan FILE|DIR -o PLAN")
+    return parse_json(raw, name, "plan", DirPlanError), name
 
 
 def refuse_prefix_without_dir_plan(target: Any, plan_data: Any) -> None:
