@@ -90,7 +90,7 @@ def status_bundle_cli(app: AppContext, bundle_file: str, directory: str | None, 
     from s3mpu.user.bundle_status import bundle_status
 
     b = bundles.load(bundle_file)
-    data = bundle_status(b, relay_url=relay_url)
+    data = bundle_status(b, relay_url=relay_url, directory=directory)
     lines = [f"bundle      {b.uri} ({len(b.objects)} objects, expires {b.expires_at})"]
     lines += [f"{o['state']:<12}{o['path']}" + (f"  ({o['detail']})" if o.get("detail") else "")
               for o in data["objects"]]

@@ -8,6 +8,7 @@ embedded manifest (:func:`s3mpu.user.status.upload_status`): ``done`` (completed
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -22,8 +23,12 @@ STATES = (DONE, IN_PROGRESS, NOT_STARTED, ABORTED, EXPIRED)
 
 
 def bundle_status(b: Bundle, *, relay_url: str | None = None, state_dir: Path | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
-    """``{"bundle", "objects": [{"path", "key", "state", "size", "detail"}], "totals": {state: n}}``."""
+                  now: datetime | None = None, directory: str | None = None) -> dict[str, Any]:
+    """``{"bundle", "objects": [{"path", "key", "state", "size", "detail"}], "totals": {state: n}}``.
+
+    With ``directory``, an object not yet done also says whether its file is there with the
+    bundle's size (what ``put`` would refuse: missing 66, another size 65).
+    """
     from s3mpu.user.bundle_journal import BundleJournal
 
     done = BundleJournal.open(b.id, state_dir).done
@@ -34,14 +39,26 @@ def bundle_status(b: Bundle, *, relay_url: str | None = None, state_dir: Path | 
         if o.path in done:
             return {**row, "state": DONE, "etag": done[o.path].etag}
         if o.manifest is None:
-            return {**row, "state": EXPIRED if expired else NOT_STARTED}
-        return {**row, **_multipart(o, relay_url, state_dir, expired)}
+            row["state"] = EXPIRED if expired else NOT_STARTED
+        else:
+            row.update(_multipart(o, relay_url, state_dir, expired))
+        if directory is not None:
+            row["detail"] = "; ".join(filter(None, [row["detail"], _file_problem(directory, o)]))
+        return row
 
     with ThreadPoolExecutor(8) as pool:  # one relay or ListParts call per multipart object
         rows = list(pool.map(one, b.objects))
     totals = Counter(r["state"] for r in rows)
     return {"bundle": b.uri, "expires_at": b.expires_at, "objects": rows,
             "totals": {s: totals.get(s, 0) for s in STATES}}
+
+
+def _file_problem(directory: str, o: BundleObject) -> str:
+    try:
+        size = os.stat(os.path.join(directory, *o.path.split("/"))).st_size
+    except OSError:
+        return f"missing from {directory}"
+    return "" if size == o.size else f"the file is {size} bytes, the bundle says {o.size}"
 
 
 def _multipart(o: BundleObject, relay_url: str | None, state_dir: Path | None, expired: bool) -> dict[str, Any]:

@@ -116,9 +116,12 @@ def test_an_expired_bundle_sends_nothing_and_exits_77(rclone_server: Any, tmp_pa
 def test_status_info_and_abort_of_a_bundle(e2e: E2E, tree: Path, relay: Any) -> None:
     out = e2e.tmp / "b.json"
     make_bundle(e2e.s3, e2e.bucket, tree, out, relay_url=relay.url)
-    r = e2e.cli(["status", out, "--json"])
+    (tree / "a.txt").unlink()
+    r = e2e.cli(["status", out, tree, "--json"])
     assert r.code == 0, r.stderr
     assert r.json["totals"]["not_started"] == 5
+    assert [o["detail"] for o in r.json["objects"] if o["path"] == "a.txt"] == [f"missing from {tree}"]
+    (tree / "a.txt").write_bytes(b"x" * 10)
     info = e2e.cli(["info", out, "--json"])
     assert info.code == 0 and "REDACTED" in info.stdout and "X-Amz-Signature=" in info.stdout
     put = e2e.cli(["put", out, tree, "--no-complete", "--json"])
