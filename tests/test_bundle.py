@@ -120,3 +120,16 @@ def test_the_fast_path_check_never_passes_a_path_the_full_check_refuses(path: st
     from s3mpu.bundle import full_path_problem
 
     assert (path_problem(path) is None) == (full_path_problem(path) is None)
+
+
+def test_a_damaged_bundle_is_65_whatever_the_folder_argument_is(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from s3mpu.cli import cli
+
+    damaged = tmp_path / "b.json"
+    damaged.write_bytes(b'"s3mpu.bundle/')  # found by hypothesis: judged by its head, then by its folder
+    (tmp_path / "f.bin").write_bytes(b"x")
+    for folder in ("f.bin", "missing-dir"):
+        r = CliRunner().invoke(cli, ["put", str(damaged), str(tmp_path / folder)])
+        assert r.exit_code == 65 and "not valid JSON" in r.output, r.output

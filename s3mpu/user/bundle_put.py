@@ -75,7 +75,6 @@ def put_bundle(bundle: Bundle | str | os.PathLike[str], directory: str | os.Path
     in a fraction of a second, sending nothing, without parsing it again).
     """
     digest = None
-    folder = Folder(directory)
     if not isinstance(bundle, Bundle):
         from s3mpu.bundle import loads, read_raw
 
@@ -86,7 +85,8 @@ def put_bundle(bundle: Bundle | str | os.PathLike[str], directory: str | os.Path
         if earlier is not None:
             n = int(earlier.get("objects", 0))
             return BundleResult(str(earlier.get("uri", "")), n, done=n, skipped=n, finished_before=True)
-        bundle = loads(raw, f"bundle {bundle_path}")
+        bundle = loads(raw, f"bundle {bundle_path}")  # a malformed bundle is 65 whatever DIR is
+    folder = Folder(directory)
     sink = progress(bundle) if callable(progress) and not hasattr(progress, "start") else progress
     lock = UploadLock.acquire(f"bundle:{bundle.id}", state_dir)
     try:
