@@ -58,7 +58,7 @@ class SmallBench:
             return [str(binary), "--endpoint-url", b.server.endpoint, "cp", f"{src}/*", dst], b.admin_env()
         if tool == "rclone":
             cmd, env = b.command("rclone", "x")
-            return cmd[:4] + ["copy", src, f"bench:{BUCKET}/{prefix}"], env
+            return cmd[:3] + ["copy", src, f"bench:{BUCKET}/{prefix}"], env
         if tool == "s3cmd":
             return ([str(b.bindir / "s3cmd"), "-c", str(b.s3cfg), "--no-progress", "put", "-r", src + "/", dst],
                     b.base_env())
