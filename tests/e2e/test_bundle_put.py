@@ -53,6 +53,7 @@ def test_a_bundle_lands_every_file_byte_identical_and_a_rerun_sends_nothing(e2e:
 def test_a_missing_file_and_a_changed_file_fail_their_own_objects_only(e2e: E2E, tree: Path, relay: Any) -> None:
     out = e2e.tmp / "b.json"
     make_bundle(e2e.s3, e2e.bucket, tree, out, relay_url=relay.url, hashed=True)
+    saved = {rel: (tree / rel).read_bytes() for rel in ("a.txt", "sub/deep/c.bin")}
     (tree / "a.txt").unlink()
     (tree / "sub/deep/c.bin").write_bytes(b"x" * 3 * 1024)  # same size, other bytes: the plan's MD5 tells
     (tree / "extra.txt").write_text("not in the bundle")
@@ -67,6 +68,14 @@ def test_a_missing_file_and_a_changed_file_fail_their_own_objects_only(e2e: E2E,
     summary = lines(r.stdout)[-1]
     assert summary["failed"] == 2 and summary["done"] == 3 and summary["unnamed_files"] == 1
     assert "a.txt" in r.stderr and "c.bin" in r.stderr and "re-run" in r.stderr.lower()
+    for rel, data in saved.items():  # both restored: the same command finishes, sending only those two
+        (tree / rel).write_bytes(data)
+    again = e2e.cli(["put", out, tree, "--json"])
+    assert again.code == 0, again.stderr
+    summary = lines(again.stdout)[-1]
+    assert (summary["done"], summary["skipped"], summary["bytes_sent"]) == (5, 3, 10 + 3 * 1024)
+    for rel in TREE:
+        assert get(e2e.s3, e2e.bucket, "in/" + rel) == (tree / rel).read_bytes(), rel
 
 
 def test_hostile_paths_are_refused_whole_before_anything_is_sent(e2e: E2E, tree: Path) -> None:

@@ -44,6 +44,8 @@ def test_kill_9_mid_bundle_then_a_rerun_lands_every_object_right(e2e: E2E, tmp_p
     assert r.code == 0, r.stderr
     summary = json.loads(r.stdout.splitlines()[-1])
     assert summary["done"] == len(sizes) and summary["skipped"] >= 5
+    left = sum(sizes[json.loads(x)["path"]] for x in r.stdout.splitlines()[:-1])
+    assert summary["bytes_sent"] <= left  # only what was not on the server before (a multipart file: its parts)
     for rel in sizes:
         assert get(e2e.s3, e2e.bucket, "in/" + rel) == (root / rel).read_bytes(), rel
 
