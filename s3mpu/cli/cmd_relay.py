@@ -92,6 +92,9 @@ def _setup_logging(quiet: bool) -> None:
               help="The webhooks' whsec_ signing secret (also S3MPU_WEBHOOK_SECRET).")
 @click.option("--webhook-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
               help="Seconds a webhook receiver may take; a failed delivery is retried with backoff for an hour.")
+@click.option("--stop-delay", type=DURATION, default="0s", show_default=True,
+              help="After SIGTERM, keep serving this long with /readyz answering 503 (your load balancer's probe "
+                   "interval x failure threshold), then finish requests in flight and stop.")
 @click.option("--check-config", is_flag=True,
               help="Check secret, tokens file, credentials and the S3 endpoint, print the limits, and exit "
                    "(0 when fine, 78 on a problem).")
@@ -103,7 +106,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
           s3_attempts: int, token_grace: int, refresh_grace: int, max_refresh_expires: int,
           trusted_proxy: str | None, no_object_size_header: bool, metrics_listen: str | None,
           webhooks: tuple[str, ...], webhook_secret_file: str | None, webhook_timeout: float,
-          check_config: bool) -> None:
+          stop_delay: int, check_config: bool) -> None:
     """Run the relay: completes uploads for holders of a manifest, without seeing their bytes.
 
     It holds the S3 credentials (same config as the admin side) and the relay secret. It is
@@ -191,7 +194,7 @@ def relay(app: AppContext, listen: str, secret_file: str | None, insecure_secret
 
     try:
         serve(config, host=host, port=port, threads=threads, ready=ready, waitress_options=waitress_options,
-              metrics_listen=metrics_addr)
+              metrics_listen=metrics_addr, stop_delay=stop_delay)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}",
                           "Pick another --listen address or stop what is using it.") from None

@@ -143,11 +143,13 @@ def _create_server(config: RelayConfig, host: str, port: int, threads: int, **wa
     return server
 
 
-def _run(server: Any, stopping: threading.Event, timeout: float) -> None:
+def _run(server: Any, stopping: threading.Event, timeout: float, stop_delay: float = 0.0) -> None:
     """waitress's event loop until ``stopping``; then a graceful drain, all in this one thread.
 
     Everything touching waitress's sockets happens in the loop's own thread (closing them from
-    another thread races with ``select``).
+    another thread races with ``select``). With ``stop_delay``, the relay first keeps serving
+    that long while ``/readyz`` answers 503, so a load balancer's probe takes it out of rotation
+    before it stops listening (what a Kubernetes preStop sleep does).
     """
     from waitress.wasyncore import loop
 
@@ -155,7 +157,10 @@ def _run(server: Any, stopping: threading.Event, timeout: float) -> None:
         loop(timeout=0.2, map=server._map, count=1)  # noqa: SLF001 - waitress has no public stepping API
     ops = getattr(server, "s3mpu_ops", None)
     if ops is not None:
-        ops.stopping()  # /readyz says 503 first (to requests on connections already open)
+        ops.stopping()  # /readyz says 503 first
+    until = time.monotonic() + stop_delay
+    while time.monotonic() < until:  # still listening and serving: only readiness has changed
+        loop(timeout=0.1, map=server._map, count=1)  # noqa: SLF001
     _drain(server, timeout)
     if ops is not None:
         ops.close(min(timeout, 5.0))  # webhooks still queued are logged as undelivered
@@ -206,11 +211,12 @@ def start_relay(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", po
 
 def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
           shutdown_timeout: float = 30.0, ready: Any = None, waitress_options: dict[str, Any] | None = None,
-          metrics_listen: tuple[str, int] | None = None, **app_options: Any) -> None:
+          metrics_listen: tuple[str, int] | None = None, stop_delay: float = 0.0, **app_options: Any) -> None:
     """Serve in the foreground until SIGTERM/SIGINT, then shut down gracefully; SIGHUP re-reads the tokens file.
 
     ``ready(url)`` is called once the socket listens (the CLI prints the URL there).
     ``metrics_listen``: serve /metrics on that (host, port) instead of on the relay's own port.
+    ``stop_delay``: seconds to keep serving, not ready, after SIGTERM (see :func:`_run`).
     """
     config = _make_config(settings, app_options)
     server = _create_server(config, host, port, threads, **(waitress_options or {}))
@@ -219,7 +225,8 @@ def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: in
     def on_signal(signum: int, _frame: Any) -> None:
         if not stopping.is_set():
             stopping.set()
-            log.info("received %s: finishing requests in flight, then stopping", signal.Signals(signum).name)
+            log.info("received %s: %sfinishing requests in flight, then stopping", signal.Signals(signum).name,
+                     f"not ready for {stop_delay:g} s, " if stop_delay else "")
 
     ops = server.s3mpu_ops
 
@@ -243,7 +250,7 @@ def serve(settings: Settings | RelayConfig, *, host: str = "127.0.0.1", port: in
             ready(url)  # the caller announces it (once)
         else:
             log.info("relay listening on %s (%d threads)", url, threads)
-        _run(server, stopping, shutdown_timeout)
+        _run(server, stopping, shutdown_timeout, stop_delay)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

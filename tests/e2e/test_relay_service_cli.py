@@ -99,3 +99,31 @@ def test_sighup_reloads_tokens_and_metrics_listen(rclone_server, tmp_path) -> No
     text = log.read_text()
     assert "received SIGHUP" in text and "removed bobby" in text and '"audit":"minted"' in text
     assert API_TOKENS[1] not in text and RELAY_SECRET not in text
+
+
+def test_sigterm_with_stop_delay_turns_readyz_503_while_still_serving_then_exits_0(rclone_server, tmp_path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "relay.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "s3mpu", "relay", "--listen", f"127.0.0.1:{port}",
+                                 "--stop-delay", "3s"], env=_env(rclone_server, tmp_path),
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        for _ in range(200):
+            if http_ok(url + "/healthz") or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert HTTP.request("GET", url + "/readyz").status == 200, log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        fresh = urllib3.PoolManager(retries=False)  # a new connection, as a load balancer's probe opens
+        ready = fresh.request("GET", url + "/readyz")
+        assert ready.status == 503 and json.loads(ready.data)["status"] == "stopping"
+        assert fresh.request("GET", url + "/healthz").status == 200  # still alive and serving
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "not ready for 3 s" in log.read_text()
