@@ -159,7 +159,7 @@ class _BundleRun:
         transfer = Transfer(-1, self.http, jobs=self.jobs, retry=self.opts.retry, limiter=self.limiter,
                             progress=EngineProgress(self.by_task, self.progress), on_done=self._done, cancel=self.cancel,
                             on_release=self._release, on_failed=self._failed,
-                            local_errors=(DataError, NoInputError, UsageError), queue_bound=self.jobs,
+                            local_errors=(DataError, NoInputError, UsageError), queue_bound=4 * self.jobs,
                             chunk_buffers=True, max_failures=max(8, self.jobs))
         try:
             if todo:
