@@ -32,6 +32,10 @@ class DelayProxy:
         self.delay = delay
         self.first_put: float | None = None
         self.connections = 0
+        #: Each connection's task. asyncio keeps only a weak reference to a task, and a client-side
+        #: StreamReaderProtocol only a weak one to its reader: once the client has hung up, a task
+        #: still reading from the server would be garbage-collected pending ("Task was destroyed").
+        self._tasks: set[asyncio.Task[None]] = set()
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         self._server: asyncio.Server | None = None
@@ -57,6 +61,10 @@ class DelayProxy:
         self.first_put = None
 
     async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self.connections += 1
         try:
             sreader, swriter = await asyncio.open_connection("127.0.0.1", self.target)
