@@ -20,7 +20,7 @@ UPLOADED = "uploaded"  # every part is on the server, not completed (--no-comple
 NOT_SENT = "not_sent"  # the run stopped before this object was tried
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectResult:
     path: str
     key: str

@@ -18,7 +18,7 @@ from s3mpu.user.parts import PartDone
 from s3mpu.user.state import Run
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjState:
     """One object's progress through the run."""
 
