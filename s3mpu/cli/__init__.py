@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "complete": "s3mpu.cli.cmd_user:complete",
     "status": "s3mpu.cli.cmd_user:status",
     "abort": "s3mpu.cli.cmd_user:abort",
+    "verify": "s3mpu.cli.cmd_user:verify",
     "info": "s3mpu.cli.cmd_info:info",
     "request": "s3mpu.cli.cmd_relay:request",
     "relay": "s3mpu.cli.cmd_relay:relay",

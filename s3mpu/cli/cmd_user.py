@@ -310,3 +310,36 @@ def abort(app: AppContext, manifest_file: str, relay_url: str | None) -> None:
     how = abort_manifest(m, app.settings, relay_url=relay_url)
     app.out.result({"key": m.key, "bucket": m.bucket, "upload_id": m.upload_id, "aborted": True},
                    f"aborted upload of {m.uri} {how}")
+
+
+@click.command()
+@manifest_argument
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False), shell_complete=complete_file)
+@relay_option
+@json_option
+@click.pass_obj
+def verify(app: AppContext, manifest_file: str, file: str, relay_url: str | None) -> None:
+    """Check that the uploaded object holds exactly FILE's bytes (no credentials needed).
+
+    Reads FILE once and compares its size and ETag (the composite of its part MD5s, or its MD5)
+    with the completed object, as the manifest's relay reports it. Exit 0 when they match, 65
+    when they differ, 66 when the upload is not complete (or was aborted).
+
+    \b
+    Examples:
+      s3mpu verify raw.json raw.mov
+      s3mpu verify raw.json raw.mov --json     # "match": true, "checked": "size and composite ETag ..."
+    """
+    from s3mpu.cli.cmd_bundle import is_bundle_file
+    from s3mpu.errors import UsageError
+    from s3mpu.manifest import load
+    from s3mpu.user.upload import make_relay
+    from s3mpu.user.verify import verify_upload
+
+    if is_bundle_file(manifest_file):
+        raise UsageError("verify takes a manifest (one file); a bundle's objects are shown by status",
+                         f"s3mpu status {manifest_file} DIR")
+    m = load(manifest_file)
+    data = verify_upload(m, file, make_relay(m, relay_url, retries=1), manifest_file)
+    app.out.result(data, f"{m.uri} holds exactly {file}: {data['checked']} match ({data['size']} bytes, "
+                         f"ETag {data['etag']}; via {data['via']})")
