@@ -56,7 +56,7 @@ def test_a_second_run_of_the_same_bundle_is_refused_75_and_the_first_completes(e
     out = e2e.tmp / "b.json"
     make_bundle(e2e.s3, e2e.bucket, root, out, relay_url=relay.url)
     env = e2e.user_env()
-    first = subprocess.Popen(S3MPU + ["put", str(out), str(root), "--limit-rate", "800K", "-j", "2", "-q"], env=env,
+    first = subprocess.Popen(S3MPU + ["put", str(out), str(root), "--limit-rate", "400K", "-j", "2", "-q"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while journal_lines(Path(env["XDG_STATE_HOME"])) < 1 and time.monotonic() < deadline:
