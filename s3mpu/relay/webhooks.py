@@ -167,13 +167,15 @@ class WebhookSender:
                 self._in_flight += 1
             try:
                 outcome = self._deliver(job)
-            finally:
+            except BaseException:
                 with self._cond:
                     self._in_flight -= 1
+                raise
             if self._abandoned:  # close() counted it as undelivered already
+                with self._cond:
+                    self._in_flight -= 1
                 return
-            if outcome != "delivered":
-                self._retry(job, outcome)  # back on the heap (or given up) before the depth is reported
+            self._settle(job, outcome)  # back on the heap (or given up) before the depth is reported
             self._count(outcome)
 
     def _deliver(self, job: _Job) -> str:
@@ -194,18 +196,27 @@ class WebhookSender:
             return "delivered"
         return "redirect" if 300 <= r.status < 400 else "http_error"
 
-    def _retry(self, job: _Job, outcome: str) -> None:
-        job.attempt += 1
-        delay = min(self.max_backoff, self.backoff * 2 ** (job.attempt - 1)) * (0.5 + self.jitter())
-        due = self.clock() + delay
-        if due - job.first > self.max_age:
-            log.warning("webhook undelivered (gave up after %d attempts, last: %s): %s to %s", job.attempt, outcome,
-                        job.msg_id, shown_url(job.url))
-            self._count("expired")
-            return
-        log.info("webhook %s to %s failed (%s); retry %d in %.1fs", job.msg_id, shown_url(job.url), outcome,
-                 job.attempt, delay)
+    def _settle(self, job: _Job, outcome: str) -> None:
+        """A delivery's end. A failed job goes back on the heap in the same locked step in which it
+        leaves the in-flight count, so the queue's depth never dips in between (a dip let one more
+        event past a full queue: a test caught it)."""
+        due = None
+        if outcome != "delivered":
+            job.attempt += 1
+            delay = min(self.max_backoff, self.backoff * 2 ** (job.attempt - 1)) * (0.5 + self.jitter())
+            due = self.clock() + delay
+            if due - job.first > self.max_age:
+                log.warning("webhook undelivered (gave up after %d attempts, last: %s): %s to %s", job.attempt,
+                            outcome, job.msg_id, shown_url(job.url))
+                due = None
+                self._count("expired")
+            else:
+                log.info("webhook %s to %s failed (%s); retry %d in %.1fs", job.msg_id, shown_url(job.url), outcome,
+                         job.attempt, delay)
         with self._cond:
+            self._in_flight -= 1
+            if due is None:
+                return
             if self._closed:
                 self._undelivered(job)
                 return
