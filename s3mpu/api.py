@@ -73,11 +73,7 @@ def mint(target: str, key: str | None = None, *, size: int | str | None = None, 
                       expires=parse_expires(expires) if isinstance(expires, str | int) else expires,
                       content_type=content_type, metadata=dict(metadata or {}), acl=acl,
                       relay_url=relay_url or settings.relay_url, md5s=md5s, sha256=sha256)
-    signature_version = _presign_version(client, bucket, key)
-    if signature_version != settings.signature_version and settings.signature_version == "s3v4":
-        # boto3 presigns with SigV2 unless the client was built asking for SigV4 (and says "s3v4" anyway)
-        raise UsageError("this S3 client presigns with SigV2, which strict servers refuse",
-                         "Build it with botocore.config.Config(signature_version='s3v4'), or pass settings instead.")
+    signature_version = _presign_version(client, bucket, key, settings)
     m = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
                 relay_secret=relay_secret or settings.relay_secret, signature_version=signature_version)
     if output is not None:
@@ -91,10 +87,16 @@ def mint(target: str, key: str | None = None, *, size: int | str | None = None, 
     return m
 
 
-def _presign_version(client: Any, bucket: str, key: str) -> str:
-    """What the client really presigns with: ``client.meta.config`` says "s3v4" even when it uses SigV2."""
+def _presign_version(client: Any, bucket: str, key: str, settings: Settings) -> str:
+    """What the client really presigns with (``client.meta.config`` says "s3v4" even when it uses SigV2);
+    refused (64) when the settings ask for SigV4 and the client would sign SigV2 (strict servers refuse it)."""
     url = client.generate_presigned_url("head_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
-    return "s3v4" if "X-Amz-Signature=" in url else "s3"
+    version = "s3v4" if "X-Amz-Signature=" in url else "s3"
+    if version != settings.signature_version and settings.signature_version == "s3v4":
+        # boto3 presigns with SigV2 unless the client was built asking for SigV4
+        raise UsageError("this S3 client presigns with SigV2, which strict servers refuse",
+                         "Build it with botocore.config.Config(signature_version='s3v4'), or pass settings instead.")
+    return version
 
 
 class CallbackProgress:
@@ -249,7 +251,7 @@ def mint_bundle(target: str, plan: DirPlan | str | os.PathLike[str], *, expires:
                         expires=parse_expires(expires) if isinstance(expires, str | int) else expires,
                         content_type=content_type, metadata=dict(metadata or {}), acl=acl,
                         storage_class=storage_class, relay_url=relay_url or settings.relay_url)
-    signature_version = _presign_version(client, uri.bucket, uri.key or "x")
+    signature_version = _presign_version(client, uri.bucket, uri.key or "x", settings)
     b = do_mint(client, req, endpoint=client.meta.endpoint_url, region=client.meta.region_name,
                 relay_secret=relay_secret or settings.relay_secret, signature_version=signature_version)
     if output is not None:

@@ -47,3 +47,17 @@ def test_plan_directory_then_mint_bundle(moto_server: S3Server, tmp_path: Path) 
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
     with pytest.raises(s3mpu.UsageError, match="prefix ending in '/'"):
         s3mpu.mint_bundle(f"s3://{bucket}/in", p, settings=settings_for(moto_server))
+
+
+def test_mint_bundle_refuses_a_client_that_would_presign_sigv2(moto_server: S3Server, tmp_path: Path) -> None:
+    import boto3
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    s3mpu.plan_directory(tmp_path / "d", output=tmp_path / "p.json")
+    bucket = moto_server.bucket()
+    bare = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
+                        aws_access_key_id="a", aws_secret_access_key="b")
+    with pytest.raises(s3mpu.UsageError, match="SigV2"):  # as mint() does: strict servers refuse SigV2 URLs
+        s3mpu.mint_bundle(f"s3://{bucket}/in/", tmp_path / "p.json", client=bare, settings=Settings())
+    assert moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
