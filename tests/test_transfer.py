@@ -248,6 +248,32 @@ def test_a_fatal_part_stops_workers_waiting_for_a_hashing_slot(server: Scripted,
     assert not any(path == f"/p{len(tasks)}" for path, _ in server.requests)
 
 
+def test_out_of_order_mode_sends_in_memory_tasks_without_hashing_them_again(server: Scripted,
+                                                                          data: tuple[int, bytes]) -> None:
+    """A bundle's engine: small files come read and hashed (``data_md5``), the file's parts are hashed here."""
+    fd, payload = data
+    parts = _tasks(server.url, payload, part=512 * 1024)
+    small = [PartTask(100 + i, 0, len(b), f"{server.url}/s{i}", data=memoryview(b), data_md5=hashlib.md5(b).hexdigest())
+             for i, b in enumerate([b"", b"x", payload[:16384], payload[5:70_000]])]
+    mixed = iter([small[0], parts[0], small[1], *parts[1:], *small[2:]])  # an iterator, as a bundle hands them out
+    t = _Watching(fd, HttpClient(4), jobs=4, retry=FAST, hash_slots=1, hash_in_order=False, queue_bound=8)
+    out = t.run(mixed)
+    assert out.fatal is None and not out.failed and len(out.done) == len(parts) + len(small)
+    assert sorted(t.started) == sorted(task.number for task in parts + small)  # each digested once
+    assert server.bodies["/s3"] == payload[5:70_000] and server.bodies["/s1"] == b"x" and server.bodies["/s0"] == b""
+    assert b"".join(server.bodies[f"/p{p.number}"] for p in parts) == payload
+    assert out.bytes_sent == len(payload) + sum(task.size for task in small)
+
+
+def test_a_prehashed_task_that_differs_from_its_plan_is_refused_unsent(server: Scripted) -> None:
+    body = b"what the file holds now"
+    task = PartTask(1, 0, len(body), f"{server.url}/s", md5="0" * 32, data=memoryview(body),
+                    data_md5=hashlib.md5(body).hexdigest())
+    out = Transfer(-1, HttpClient(1), jobs=1, retry=FAST, hash_in_order=False).run(iter([task]))
+    assert isinstance(out.fatal, DataError) and "nothing sent" in out.fatal.message
+    assert server.requests == []
+
+
 def test_hash_range_matches_hashlib(data: tuple[int, bytes]) -> None:
     fd, payload = data
     buf = bytearray(4096)

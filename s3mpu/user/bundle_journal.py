@@ -21,6 +21,7 @@ from s3mpu.user.journal import state_dir
 
 VERSION = 1
 FSYNC_EVERY = 256
+_LINE = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps builds an encoder per call for these
 
 
 class ObjectRecord(NamedTuple):  # a tuple: 100,000 of them are made on every re-run of a large bundle
@@ -63,7 +64,7 @@ class BundleJournal:
 
     def record(self, path: str, size: int, etag: str | None) -> None:
         """Note that the object of ``path`` is on the server (written at once; fsync'd every few hundred)."""
-        line = json.dumps({"p": path, "s": size, "e": etag}, separators=(",", ":")) + "\n"
+        line = _LINE.encode({"p": path, "s": size, "e": etag}) + "\n"
         with self._lock:
             fd = self._ensure_open()
             os.write(fd, line.encode("utf-8", "surrogatepass"))

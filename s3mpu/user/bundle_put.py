@@ -163,7 +163,7 @@ class _BundleRun:
                             progress=EngineProgress(self.by_task, self.progress), on_done=self._done, cancel=self.cancel,
                             on_release=self._release, on_failed=self._failed,
                             local_errors=(DataError, NoInputError, UsageError), queue_bound=4 * self.jobs,
-                            chunk_buffers=True, max_failures=max(8, self.jobs))
+                            chunk_buffers=True, max_failures=max(8, self.jobs), hash_in_order=False)
         try:
             if todo:
                 outcome = transfer.run(self._tasks())
@@ -224,13 +224,13 @@ class _BundleRun:
             if not self.budget.take(o.size, self.cancel):
                 return
             try:
-                data = self._read_whole(o)
+                data, md5 = self._read_whole(o)
             except S3mpuError as exc:
                 self.budget.give(o.size)
                 self._resolve(st, exc)
                 continue
-            yield self._task(st, 0, PartTask(0, 0, o.size, o.url or "", o.md5, self._content_md5(o),
-                                             data=memoryview(data), headers=tuple(o.headers.items()), label=o.path))
+            yield PartTask(self._number(st, 0), 0, o.size, o.url or "", o.md5, self._content_md5(o),
+                           data=memoryview(data), headers=tuple(o.headers.items()), label=o.path, data_md5=md5)
 
     def _big_tasks(self) -> Iterator[PartTask]:
         for st in self.objs:
@@ -253,19 +253,23 @@ class _BundleRun:
         return self.b.signature_version == "s3v4" or o.md5 is not None  # SigV2 signs it whether sent or not
 
     def _task(self, st: ObjState, part: int, t: PartTask) -> PartTask:
+        return replace(t, number=self._number(st, part))
+
+    def _number(self, st: ObjState, part: int) -> int:
+        """A new task number for ``part`` of ``st`` (the engine numbers tasks; one bundle has many part 1s)."""
         with self.lock:
             self.gid += 1
             gid = self.gid
             self.by_task[gid] = (st, part)
             st.outstanding += 1
-        return replace(t, number=gid)
+        return gid
 
-    def _read_whole(self, o: BundleObject) -> bytes:
-        """The file's bytes, checked against the bundle (size, and the plan's MD5): 66 missing, 65 changed."""
+    def _read_whole(self, o: BundleObject) -> tuple[bytes, str]:
+        """The file's bytes and their MD5, checked against the bundle (size, the plan's MD5): 66 missing, 65 changed."""
         f = self.folder.open(o.path)
         try:
-            data = os.read(f.fd, o.size + 1)  # one call for a regular file; a short read means it shrank
-            while 0 < len(data) <= o.size:
+            data = os.read(f.fd, o.size + 1)  # one call: a regular file's short read is its end (POSIX)
+            while 0 < len(data) < o.size:  # a filesystem that reads in pieces (or a file that shrank)
                 more = os.read(f.fd, o.size + 1 - len(data))
                 if not more:
                     break
@@ -276,10 +280,11 @@ class _BundleRun:
             raise DataError(f"{o.path}: is {len(data) if len(data) <= o.size else 'more than ' + str(o.size)} bytes, "
                             f"the bundle says {o.size}: it changed since it was planned; not uploaded",
                             "Restore the planned file, or ask the admin for a new bundle.")
-        if o.md5 and hashlib.md5(data).hexdigest() != o.md5:
+        md5 = hashlib.md5(data).hexdigest()
+        if o.md5 and md5 != o.md5:
             raise DataError(f"{o.path}: its content differs from the plan (MD5); it changed since it was planned; "
                             "not uploaded", "Restore the planned file, or ask the admin for a new bundle.")
-        return data
+        return data, md5
 
     def _prepare(self, st: ObjState) -> list[PartTask]:
         """The big lane's tasks of one object: a streamed single PUT, or a multipart upload's parts still to send."""

@@ -62,6 +62,8 @@ class PartTask:
     headers: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     #: what messages call this task (a bundle's file name); None: "part N"
     label: str | None = field(default=None, compare=False)
+    #: the hex MD5 of ``data``, when whoever read the bytes hashed them already (a bundle's small file)
+    data_md5: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from s3mpu.user.httpclient import HttpClient, ShortFileError
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.s3errors import classify_http, retryable, xml_error
-from s3mpu.user.parts import (CHUNK, Cancelled, LocalReadError, Outcome, PartBody, PartDone,
+from s3mpu.user.parts import (CHUNK, SEGMENT, Cancelled, LocalReadError, Outcome, PartBody, PartDone,
                               PartTask, RetryPolicy, changed_in_flight, hash_range, md5_b64, part_refused, split)
 
 
@@ -62,8 +62,11 @@ class Transfer:
                  on_release: Callable[[PartTask], None] | None = None, hash_slots: int | None = None,
                  on_failed: Callable[[PartTask, S3mpuError], None] | None = None,
                  local_errors: tuple[type[S3mpuError], ...] = (), queue_bound: int | None = None,
-                 chunk_buffers: bool | None = None) -> None:
+                 chunk_buffers: bool | None = None, hash_in_order: bool = True) -> None:
         self.fd = fd
+        #: False: a worker takes its task first and waits for a hashing slot only if the task needs
+        #: hashing (a bundle's small files come hashed by their reader; its big parts need no order)
+        self.hash_in_order = hash_in_order
         #: a bundle's tasks are many objects: an error of one of these types fails that task only
         #: (``on_failed`` hears of it), not the whole transfer
         self.on_failed = on_failed
@@ -110,7 +113,9 @@ class Transfer:
 
     def digest(self, task: PartTask, buf: bytearray) -> str:
         """The part's MD5 (read from the file, or of its buffer), checked against a plan's. Raises _Fatal."""
-        if task.data is not None:
+        if task.data_md5 is not None:
+            md5 = task.data_md5
+        elif task.data is not None:
             md5 = hashlib.md5(task.data).hexdigest()  # releases the GIL for large buffers
         else:
             try:
@@ -136,11 +141,15 @@ class Transfer:
         while True:
             attempt += 1
             self.progress.part_started(task.number, task.size)
-            body = PartBody(self._fd(task), task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
-                            task.number, self._count, task.data)
+            if task.data is not None and task.size <= SEGMENT and self.limiter is None:
+                body: PartBody | _Whole = _Whole(task.data, self.cancel)
+            else:
+                body = PartBody(self._fd(task), task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
+                                task.number, self._count, task.data)
             err: S3mpuError
             try:
-                reply = self.http.request("PUT", task.url, body=body if task.size else b"", headers=headers)
+                reply = self.http.request("PUT", task.url, body=body.whole() if type(body) is _Whole else body
+                                          if task.size else b"", headers=headers)
             except Cancelled:
                 self._rollback(task.number, body.sent)
                 raise
@@ -155,14 +164,18 @@ class Transfer:
             else:
                 if self.outcome.first_reply is None:
                     self.outcome.first_reply = reply
-                if reply.status == 200 and reply.etag == md5:
+                etag = reply.etag
+                if reply.status == 200 and etag == md5:
+                    if type(body) is _Whole:
+                        self._count(task.size)
+                        self.progress.advance(task.size, task.number)
                     self.progress.part_finished(task.number, True)
-                    return PartDone(task.number, task.size, md5, reply.etag, attempt)
+                    return PartDone(task.number, task.size, md5, etag, attempt)
                 self._rollback(task.number, body.sent)
                 if reply.status == 200:
-                    if reply.etag and self._changed_since(task, md5, buf):  # a server that does not check MD5
+                    if etag and self._changed_since(task, md5, buf):  # a server that does not check MD5
                         raise _Fatal(changed_in_flight(self._what(task), "the server's ETag differs"))
-                    err = DataError(f"{self._what(task)}: server ETag {reply.etag or '(none)'} "
+                    err = DataError(f"{self._what(task)}: server ETag {etag or '(none)'} "
                                     f"is not the part's MD5 {md5}", "Re-run the same command to send it again.")
                     can_retry = True
                 else:
@@ -269,12 +282,26 @@ class Transfer:
             ``bufs[0]`` is the worker's buffer, given its CHUNK only once a task reads a file
             (``chunk_buffers``): a bundle's workers sending small in-memory files never need one.
             """
+            task = None
+            if not self.hash_in_order:
+                task = next_task()
+                if task is None:
+                    return None
+                if task.data_md5 is not None:  # hashed by its reader: no slot needed
+                    try:
+                        return task, self.digest(task, bufs[0])
+                    except _Fatal as f:
+                        f.task = task
+                        self._release(task)
+                        raise
             while not hashing.acquire(timeout=0.1):
                 if self.cancel.is_set() or stop_dispatch.is_set():
+                    if task is not None:
+                        self._release(task)
                     return None
-            task = None
             try:
-                task = next_task()  # taken only once a slot is held: parts are hashed in part order
+                if task is None:
+                    task = next_task()  # taken only once a slot is held: parts are hashed in part order
                 if task is None:
                     return None
                 if task.data is None and len(bufs[0]) < CHUNK:
@@ -373,6 +400,21 @@ class Transfer:
         out.bytes_sent = self._bytes
         out.cancelled = self.cancel.is_set() and out.fatal is None
         return out
+
+
+class _Whole:
+    """A small in-memory body sent in one piece (see :meth:`HttpClient._exchange`); progress counts it once answered."""
+
+    __slots__ = ("data", "cancel", "sent")
+
+    def __init__(self, data: memoryview, cancel: threading.Event) -> None:
+        self.data, self.cancel, self.sent = data, cancel, 0
+
+    def whole(self) -> bytes:
+        if self.cancel.is_set():
+            raise Cancelled()
+        obj = self.data.obj
+        return obj if type(obj) is bytes and len(obj) == self.data.nbytes else bytes(self.data)
 
 
 def _cores() -> int:
