@@ -140,6 +140,52 @@ class SmallBench:
         return {k: v for k, v in r.items() if k not in ("stdout", "stderr")}
 
 
+FLOOR_CODE = """
+import base64, hashlib, http.client, json, os, sys, time
+b = json.load(open(sys.argv[1]))
+root = sys.argv[2]
+host, port = b["objects"][0]["url"].split("/")[2].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+t0 = time.process_time()
+for o in b["objects"]:
+    fd = os.open(os.path.join(root, o["path"]), os.O_RDONLY)
+    data = os.read(fd, o["size"] + 1)
+    os.close(fd)
+    md5 = hashlib.md5(data).digest()
+    headers = {"Content-Length": str(len(data)), "Content-MD5": base64.b64encode(md5).decode(), **o.get("headers", {})}
+    conn.request("PUT", "/" + o["url"].split("/", 3)[3], data, headers)
+    r = conn.getresponse()
+    r.read()
+    if r.status != 200 or r.headers.get("etag", "").strip('"') != md5.hex():
+        sys.exit(f"{o['path']}: {r.status}")
+print(time.process_time() - t0)
+"""
+
+
+def floor(small: SmallBench, rounds: int) -> dict[str, float]:
+    """The least client CPU any Python ``put`` of this tree can spend, measured on the same server.
+
+    - start-up: an interpreter importing what ``put BUNDLE DIR`` imports (click, urllib3, the user side);
+    - per file: a bare interpreter reading each file, hashing it (its Content-MD5) and sending it
+      with the standard library's ``http.client`` over one kept-alive connection, one after
+      another (no threads, so no GIL handoffs; no journal, progress or checks beyond status and
+      ETag): the CPU of that loop alone, timed inside it. The fixed choices (Python, urllib3 on
+      http.client) put every request through these steps at least once.
+    """
+    b = small.b
+    loops, starts = [], []
+    for rnd in range(rounds):
+        prefix = f"floor-{rnd}"
+        bundle, _m = small.mint(prefix, small.plan, small.endpoints["loopback"])
+        r = checked(measure([sys.executable, "-c", FLOOR_CODE, str(bundle), str(small.tree)], b.base_env(),
+                            b.workdir), "the stdlib floor")
+        loops.append(float(r["stdout"].strip().splitlines()[-1]))
+        count_and_delete(b, prefix, small.files, "the stdlib floor")
+        starts.append(measure([sys.executable, "-c", "import s3mpu.cli.cmd_user, s3mpu.cli.cmd_bundle, "
+                               "s3mpu.user.bundle_put"], b.base_env(), b.workdir)["cpu"])
+    return {"start_cpu": statistics.median(starts), "loop_cpu": statistics.median(loops)}
+
+
 def big_bundle(small: SmallBench, proxy: DelayProxy, root: Path, files: int, size: int) -> dict[str, Any]:
     """One bundle of many files, once: plan (sizes only), mint, and a put timed from outside.
 
@@ -223,6 +269,13 @@ def print_small(result: dict[str, Any]) -> None:
           f"below): {result['plan_seconds']:.2f} s")
     for link in result["links"]:
         print_link(result, link)
+    fl = result.get("floor")
+    if fl:
+        s5 = next((lk["summary"]["s5cmd"]["cpu"] for lk in result["links"] if lk["name"] == "loopback"
+                   and "s5cmd" in lk["summary"]), None)
+        print(f"\nleast client CPU of any Python put of this tree (medians): start-up {fl['start_cpu']:.2f} s + reading, "
+              f"MD5 and one stdlib http.client PUT per file, one after another {fl['loop_cpu']:.2f} s = "
+              f"{fl['start_cpu'] + fl['loop_cpu']:.2f} s" + (f" (s5cmd's whole client: {s5:.2f} s)" if s5 else ""))
     big = result.get("big")
     if big:
         put = big["put"]
@@ -283,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                                         "summary": summarize(runs, args.files * args.file_size),
                                         "mint_seconds": statistics.median(mints) if mints else None,
                                         "mint_runs": mints})
+            if "s3mpu" in tools:
+                log("the stdlib floor: sequential http.client PUTs of the same files")
+                result["floor"] = floor(small, args.rounds)
             all_mints = [w for link in links for w in small.mints[link]]
             result["mint_seconds"] = statistics.median(all_mints) if all_mints else None
             if passthrough is not None:

@@ -28,3 +28,27 @@ def test_another_bundles_journal_under_this_name_counts_for_nothing(tmp_path: Pa
     j.close()
     bundle_journal_path("cd" * 16, tmp_path).rename(bundle_journal_path("ef" * 16, tmp_path))
     assert BundleJournal.open("ef" * 16, tmp_path).done == {}
+
+
+def test_records_written_at_once_from_many_threads_are_whole_lines(tmp_path: Path) -> None:
+    """Each line is one O_APPEND write outside the lock: 8 threads at once interleave lines, never bytes."""
+    import json
+    import threading
+
+    j = BundleJournal.open("12" * 16, tmp_path)
+    path = bundle_journal_path("12" * 16, tmp_path)
+
+    def work(t: int) -> None:
+        for i in range(150):
+            j.record(f"t{t}/ü {i:03d}" + "x" * (i % 50), i, f"{t:02d}{i:030d}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = path.read_bytes().split(b"\n")  # before close: every record is already in the file
+    assert lines[-1] == b"" and len(lines) == 1 + 8 * 150 + 1
+    assert all(json.loads(line)["s"] < 150 for line in lines[1:-1])
+    j.close()
+    assert len(BundleJournal.open("12" * 16, tmp_path).done) == 8 * 150
