@@ -105,19 +105,26 @@ def count_unnamed(directory: str | os.PathLike[str], named: Container[str], limi
     """``(how many regular files under directory the bundle does not name, the first few of them)``.
 
     They are reported, never uploaded: a bundle grants exactly the files it lists. Symlinked
-    folders are not followed (``os.walk``'s default), so a loop cannot make this run forever.
+    folders are not followed, so a loop cannot make this run forever. The directory entries'
+    types come with the listing (no ``lstat`` per file: this runs beside the upload's start,
+    and each system call there is a GIL handoff among its workers).
     """
     n = 0
     first: list[str] = []
-    root = str(directory)
-    for base, _dirs, files in os.walk(root):
-        rel_base = os.path.relpath(base, root)
-        for name in files:
-            rel = name if rel_base == "." else f"{rel_base}/{name}".replace(os.sep, "/")
-            if rel in named:
-                continue
+    todo = [(str(directory), "")]
+    while todo:
+        base, prefix = todo.pop()
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
             try:
-                if not stat.S_ISREG(os.lstat(os.path.join(base, name)).st_mode):
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append((entry.path, rel + "/"))
+                    continue
+                if rel in named or not entry.is_file(follow_symlinks=False):
                     continue
             except OSError:
                 continue
