@@ -29,6 +29,8 @@ class Recorder(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
         self.close_after = False
+        self.close_silently = False  # close after answering, without saying so (no "Connection: close")
+        self.drop = False  # close without answering at all
         self.connections: set[tuple[str, int]] = set()
 
     @property
@@ -44,9 +46,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:  # noqa: N802
         srv: Recorder = self.server  # type: ignore[assignment]
+        silently = srv.close_silently  # read before answering: the test changes it once it has the answer
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         srv.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         srv.connections.add(self.client_address)
+        if srv.drop:
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("ETag", f'"{hashlib.md5(body).hexdigest()}"')
         self.send_header("Content-Length", "0")
@@ -54,6 +60,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
+        if silently:
+            self.close_connection = True
 
 
 @pytest.fixture
@@ -154,3 +162,53 @@ def test_a_connection_serves_urllib3s_steps_and_the_in_memory_path_in_turn(recor
                             ).status == 200
     assert [b for _p, _h, b in recorder.seen] == [b"a" * 1000 + b"b" * 24, b"c" * 10] * 3
     assert len(recorder.connections) == 1
+
+
+def test_a_kept_connection_the_server_closed_unsaid_is_replayed_once_on_a_new_one(recorder: Recorder,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within FRESH seconds of its answer a connection is handed out without urllib3's poll; if the
+    server had closed it after all, the in-memory request goes again on a new connection, once."""
+    import urllib3.connection
+
+    polls: list[int] = []
+    real = urllib3.connection.wait_for_read
+
+    def counted(*a: Any, **k: Any) -> bool:
+        polls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(urllib3.connection, "wait_for_read", counted)
+    http = HttpClient(jobs=1)
+    for i in range(4):  # kept alive: no poll at any checkout
+        assert http.request("PUT", f"{recorder.url}/k{i}", body=b"k", headers={"Content-Length": "1"}).status == 200
+    assert polls == [] and len(recorder.connections) == 1
+    recorder.close_silently = True
+    for i in range(3):  # each answer's connection is closed by the server: every next request is replayed
+        assert http.request("PUT", f"{recorder.url}/s{i}", body=b"s", headers={"Content-Length": "1"}).status == 200
+    assert [p for p, _h, _b in recorder.seen] == [f"/k{i}" for i in range(4)] + [f"/s{i}" for i in range(3)]
+    # s0 on the kept one; s1 and s2 were sent on the connection the server had closed (no poll found
+    # it out: the server never reads a request there), then again each on a new one
+    assert len(recorder.connections) == 3 and polls == []
+
+
+def test_a_streamed_body_is_not_sent_on_a_connection_the_server_closed(recorder: Recorder) -> None:
+    """A streamed body cannot be replayed, so its checkout does poll a connection that skipped the check."""
+    http = HttpClient(jobs=1)
+    recorder.close_silently = True
+    assert http.request("PUT", f"{recorder.url}/mem", body=b"m", headers={"Content-Length": "1"}).status == 200
+    time.sleep(0.05)  # the server's close has arrived
+    assert http.request("PUT", f"{recorder.url}/it", body=iter([b"ab", b"c"]), headers={"Content-Length": "3"}
+                        ).status == 200
+    assert [b for _p, _h, b in recorder.seen] == [b"m", b"abc"] and len(recorder.connections) == 2
+
+
+def test_a_server_that_drops_every_request_gets_one_replay_then_the_error(recorder: Recorder) -> None:
+    http = HttpClient(jobs=1)
+    assert http.request("PUT", f"{recorder.url}/ok", body=b"o", headers={"Content-Length": "1"}).status == 200
+    recorder.drop = True
+    with pytest.raises(ConnectionResetError):  # RemoteDisconnected: the transfer's network error, retried after a pause
+        http.request("PUT", f"{recorder.url}/gone", body=b"g", headers={"Content-Length": "1"})
+    assert [p for p, _h, _b in recorder.seen] == ["/ok", "/gone", "/gone"]  # on the kept connection, then one new
+    with pytest.raises(ConnectionResetError):  # a new connection is not replayed
+        http.request("PUT", f"{recorder.url}/new", body=b"n", headers={"Content-Length": "1"})
+    assert [p for p, _h, _b in recorder.seen][3:] == ["/new"]

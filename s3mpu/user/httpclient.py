@@ -35,6 +35,12 @@ from s3mpu.s3errors import classify_http
 #: bytes handed to each ``socket.send``: large enough to keep Python out of the way.
 BLOCKSIZE = 1024 * 1024
 USER_AGENT = "s3mpu"
+#: seconds after an answer during which its connection is handed out again without urllib3's check
+#: that the server has not closed it (a ``poll``: a system call, so a GIL handoff among a bundle's
+#: workers, per small request). A server that closed it all the same costs one immediate replay of
+#: the in-memory request on a new connection (:meth:`HttpClient._exchange`), as Go's client does;
+#: servers close idle connections after seconds (Apache 5 s, nginx 75 s), not within one.
+FRESH = 1.0
 
 
 class FileSegment:
@@ -116,6 +122,14 @@ class _SegmentSending:
     """
 
     held: bytes | None = None
+    #: until when the connection counts as alive without urllib3's poll at checkout (see :data:`FRESH`)
+    fresh_until = 0.0
+
+    @property
+    def is_connected(self) -> bool:
+        if self.fresh_until and self.sock is not None and time.monotonic() < self.fresh_until:  # type: ignore[attr-defined]
+            return True
+        return super().is_connected  # type: ignore[misc, no-any-return]
 
     def send(self, data: Any) -> None:
         held = self.held
@@ -255,6 +269,10 @@ class HttpClient:
         # re-checks the presigned URL's percent-encoding byte by byte in Python, ~70 us a request,
         # a quarter of a small file's HTTP cost. Checkout, timeouts, TLS and errors stay urllib3's.
         conn = pool._get_conn()
+        if conn.fresh_until:  # handed out unchecked, but a streamed body cannot be replayed: check now
+            conn.fresh_until = 0.0
+            if not conn.is_connected:
+                conn.close()  # reconnected when the request is sent, as urllib3's checkout does
         try:
             r = pool._make_request(conn, method, target, body=body, headers=h, retries=None, timeout=pool.timeout,
                                    preload_content=False)
@@ -273,36 +291,44 @@ class HttpClient:
         class inherits; called directly they send the headers and the body in one ``send`` (urllib3
         sends them apart), leave the socket's timeout alone between requests (urllib3 sets it twice,
         an ``ioctl`` each) and skip re-wrapping the answer: measured 250 -> 190 us of CPU per 16 KiB
-        PUT. Checkout, connecting, TLS and dropped-connection checks stay urllib3's. The one timeout
-        (the read timeout) bounds both sending the small body and waiting for the answer.
+        PUT. Checkout, connecting and TLS stay urllib3's; its check that a kept connection was not
+        closed by the server is skipped for one answered within :data:`FRESH` seconds, and a kept
+        connection found closed all the same is replayed once on a new one (the body is in memory;
+        a PUT of the same bytes is the same object). The one timeout (the read timeout) bounds both
+        sending the small body and waiting for the answer.
         """
         conn = pool._get_conn()
         wait = self.timeout.read_timeout
-        started = 0.0
-        try:
-            if conn.sock is None:
-                conn.timeout = self.timeout.connect_timeout
-                conn.connect()
-            sock = conn.sock
-            if sock.gettimeout() != (None if _kernel_ok(sock, wait) else wait):  # new, or used by urllib3's steps
-                _set_timeouts(sock, wait)
-            conn.held = b"" if body else None
-            started = time.monotonic()
-            http.client.HTTPConnection.request(conn, method, target, body, headers)
-            r = http.client.HTTPConnection.getresponse(conn)
-            data = r.read()
-        except BaseException as exc:
-            conn.held = None
-            conn.close()
-            pool._put_conn(None)  # as urlopen does: the slot is free, the broken connection is not kept
-            if wait is not None and started and isinstance(exc, (BlockingIOError, http.client.RemoteDisconnected)) \
-                    and time.monotonic() - started >= wait * 0.99:  # the kernel's timeout, seen as EAGAIN or EOF
-                raise TimeoutError(f"no answer within {wait:g} s") from None
-            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
-                raise urllib3.exceptions.ProtocolError(f"connection broken: {exc!r}", exc) from exc
-            raise
-        pool._put_conn(conn)  # a connection the server closed (Connection: close) is reopened at checkout
-        return Reply(r.status, r.headers, data)
+        while True:
+            reused = conn.sock is not None
+            started = 0.0
+            try:
+                if conn.sock is None:
+                    conn.timeout = self.timeout.connect_timeout
+                    conn.connect()
+                sock = conn.sock
+                if sock.gettimeout() != (None if _kernel_ok(sock, wait) else wait):  # new, or used by urllib3's steps
+                    _set_timeouts(sock, wait)
+                conn.held = b"" if body else None
+                started = time.monotonic()
+                http.client.HTTPConnection.request(conn, method, target, body, headers)
+                r = http.client.HTTPConnection.getresponse(conn)
+                data = r.read()
+            except BaseException as exc:
+                conn.held = None
+                conn.close()
+                timed_out = bool(wait is not None and started and time.monotonic() - started >= wait * 0.99)
+                if reused and not timed_out and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+                    continue  # the server had closed the kept connection (see FRESH): once more on a new one
+                pool._put_conn(None)  # as urlopen does: the slot is free, the broken connection is not kept
+                if timed_out and isinstance(exc, (BlockingIOError, http.client.RemoteDisconnected)):
+                    raise TimeoutError(f"no answer within {wait:g} s") from None  # the kernel's, seen as EAGAIN or EOF
+                if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+                    raise urllib3.exceptions.ProtocolError(f"connection broken: {exc!r}", exc) from exc
+                raise
+            conn.fresh_until = time.monotonic() + FRESH
+            pool._put_conn(conn)  # a connection the server closed (Connection: close) is reopened at checkout
+            return Reply(r.status, r.headers, data)
 
     def close(self) -> None:
         self._hosts.clear()
