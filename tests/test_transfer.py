@@ -289,3 +289,31 @@ def test_parse_list_parts_with_namespace_and_truncation() -> None:
     parts, truncated, marker = parse_list_parts(xml)
     assert parts == [{"number": 1, "size": 5, "etag": "ab"}, {"number": 2, "size": 6, "etag": "cd"}]
     assert truncated and marker == "2"
+
+
+def test_a_narrowed_window_parks_workers_and_every_task_still_lands(server: Scripted) -> None:
+    """A bundle's engine on loopback: the window narrows after a few answers, the workers beyond it
+    take at most the task they had already begun, and at the end they all leave (the run returns)."""
+    from collections import Counter
+
+    from s3mpu.user.window import Window
+
+    bodies = [bytes([i % 251]) * (100 + i) for i in range(150)]
+    tasks = [PartTask(i + 1, 0, len(b), f"{server.url}/w{i}", data=memoryview(b), data_md5=hashlib.md5(b).hexdigest())
+             for i, b in enumerate(bodies)]
+    window = Window(16, least=3, rate=1.0, every=5)  # rate 1/s: every round trip gives the least
+    narrowed: Counter[int] = Counter()  # worker index -> requests it began once the window was 3
+
+    class Counting(HttpClient):
+        def request(self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+            if window.limit == 3:
+                narrowed[int(threading.current_thread().name.rsplit("-", 1)[1])] += 1
+            return super().request(method, url, body, headers)
+
+    out = Transfer(-1, Counting(16), jobs=16, retry=FAST, hash_in_order=False, queue_bound=32,
+                   window=window).run(iter(tasks))
+    assert out.fatal is None and not out.failed and len(out.done) == len(tasks)
+    assert all(server.bodies[f"/w{i}"] == b for i, b in enumerate(bodies))
+    assert window.limit == 16  # opened at the end
+    assert all(n <= 1 for i, n in narrowed.items() if i >= 3)  # parked after the task they held
+    assert sum(n for i, n in narrowed.items() if i < 3) >= 100  # the three in the window sent the rest

@@ -42,6 +42,7 @@ from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.sources import FileSource
 from s3mpu.user.state import Options, Run
 from s3mpu.user.transfer import Transfer
+from s3mpu.user.window import Window
 
 DEFAULT_BUNDLE_JOBS = 64  # requests in flight: small files are latency-bound (s5cmd runs 256)
 DEFAULT_BIG_JOBS = 8  # parts of large objects streamed at once (a single put's default -j)
@@ -163,7 +164,8 @@ class _BundleRun:
                             progress=EngineProgress(self.by_task, self.progress), on_done=self._done, cancel=self.cancel,
                             on_release=self._release, on_failed=self._failed,
                             local_errors=(DataError, NoInputError, UsageError), queue_bound=4 * self.jobs,
-                            chunk_buffers=True, max_failures=max(8, self.jobs), hash_in_order=False)
+                            chunk_buffers=True, max_failures=max(8, self.jobs), hash_in_order=False,
+                            window=Window(self.jobs, least=8 + self.big_jobs))
         try:
             if todo:
                 outcome = transfer.run(self._tasks())

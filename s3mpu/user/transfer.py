@@ -34,6 +34,7 @@ from s3mpu.errors import AccessDeniedError, DataError, S3mpuError, TempFailError
 from s3mpu.user.httpclient import HttpClient, ShortFileError
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
+from s3mpu.user.window import Window
 from s3mpu.s3errors import classify_http, retryable, xml_error
 from s3mpu.user.parts import (CHUNK, SEGMENT, Cancelled, LocalReadError, Outcome, PartBody, PartDone,
                               PartTask, RetryPolicy, changed_in_flight, hash_range, md5_b64, part_refused, split)
@@ -62,8 +63,10 @@ class Transfer:
                  on_release: Callable[[PartTask], None] | None = None, hash_slots: int | None = None,
                  on_failed: Callable[[PartTask, S3mpuError], None] | None = None,
                  local_errors: tuple[type[S3mpuError], ...] = (), queue_bound: int | None = None,
-                 chunk_buffers: bool | None = None, hash_in_order: bool = True) -> None:
+                 chunk_buffers: bool | None = None, hash_in_order: bool = True, window: Window | None = None) -> None:
         self.fd = fd
+        #: a bundle's: how many workers send at once, from the round trips of its in-memory requests
+        self.window = window
         #: False: a worker takes its task first and waits for a hashing slot only if the task needs
         #: hashing (a bundle's small files come hashed by their reader; its big parts need no order)
         self.hash_in_order = hash_in_order
@@ -262,6 +265,8 @@ class Transfer:
                 for _ in range(self.jobs):
                     if not hand_out(None):
                         break
+                if self.window is not None:
+                    self.window.open()  # the parked workers take their None too
 
         def next_task() -> PartTask | None:
             if not streaming:
@@ -327,10 +332,17 @@ class Transfer:
             self.on_failed(task, err)
             return True
 
-        def worker() -> None:
+        def stopped() -> bool:
+            return self.cancel.is_set() or stop_dispatch.is_set()
+
+        def worker(index: int) -> None:
             chunked = not streaming and not self.chunk_buffers  # a stream's parts are in memory already
             bufs = [bytearray(CHUNK if chunked else 0)]
+            window = self.window
             while not self.cancel.is_set() and not stop_dispatch.is_set():
+                if window is not None and index >= window.limit:
+                    window.wait_turn(index, stopped)
+                    continue
                 try:
                     taken = take_and_hash(bufs)
                 except Cancelled:
@@ -344,7 +356,10 @@ class Transfer:
                     return
                 task, md5 = taken
                 try:
+                    sent_at = time.monotonic()
                     done = self.send_hashed(task, md5, bufs[0])
+                    if window is not None and task.data is not None:
+                        window.answered(time.monotonic() - sent_at)
                     if self.on_done is not None:
                         self.on_done(done)
                 except Cancelled:
@@ -379,7 +394,8 @@ class Transfer:
                 q.put(task)
             n_workers = min(self.jobs, max(1, len(tasks)))  # type: ignore[arg-type]
             reader = []
-        threads = [threading.Thread(target=worker, name=f"s3mpu-part-{i}", daemon=True) for i in range(n_workers)]
+        threads = [threading.Thread(target=worker, args=(i,), name=f"s3mpu-part-{i}", daemon=True)
+                   for i in range(n_workers)]
         for t in reader + threads:
             t.start()
         try:
