@@ -23,6 +23,9 @@ UNSUPPORTED_HINT = ("Retrying will not help: use the server's own tools for this
                     "implements it.")
 RETRY_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed",
                "OperationAborted"}
+#: the server asks to slow down: these keep the full backoff from the first retry on
+THROTTLE_CODES = {"SlowDown", "ServiceUnavailable", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+                  "TooManyRequests"}
 _CODE_RE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 _MSG_RE = re.compile(rb"<Message>([^<]{0,300})</Message>")
 
@@ -50,6 +53,11 @@ def retryable(status: int, code: str = "") -> bool:
     if status in (405, 501) and not code:
         return False
     return status >= 500 or status in (408, 429) or code in RETRY_CODES
+
+
+def throttled(status: int, code: str = "") -> bool:
+    """Whether the server said to slow down (503, 429, SlowDown...), rather than failed once."""
+    return status in (429, 503) or code in THROTTLE_CODES
 
 
 def missing(what: str, code: str, detail: str) -> NoInputError:

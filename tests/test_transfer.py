@@ -120,14 +120,36 @@ def test_all_parts_sent_and_recorded(server: Scripted, data: tuple[int, bytes]) 
     assert {d.md5 for d in out.done} == {hashlib.md5(server.bodies[f"/p{d.number}"]).hexdigest() for d in out.done}
 
 
+def test_the_first_retry_of_a_one_off_failure_is_quick_and_throttling_keeps_the_full_backoff() -> None:
+    p = RetryPolicy(retries=5, base=0.5, cap=8, rng=random.Random(3))
+    for _ in range(20):
+        assert 0.025 <= p.delay(1, throttled=False) <= 0.05  # a 500, a reset: as aws-sdk-go (s5cmd)
+        assert 0.25 <= p.delay(1, throttled=True) <= 0.5  # 503 SlowDown, 429
+        assert 0.5 <= p.delay(2, throttled=False) <= 1.0  # then the exponential schedule
+
+
+class _Noting(RetryPolicy):
+    """FAST's delays, noting which kind each retry asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(retries=3, base=0.01, cap=0.02, rng=random.Random(1))
+        self.asked: list[tuple[int, bool]] = []
+
+    def delay(self, attempt: int, throttled: bool = True) -> float:
+        self.asked.append((attempt, throttled))
+        return super().delay(attempt, throttled)
+
+
 def test_5xx_and_slowdown_are_retried(server: Scripted, data: tuple[int, bytes]) -> None:
     fd, payload = data
     server.script["/p2"] = [(500, b"oops"), SLOWDOWN]
     server.script["/p3"] = [(429, b"")]
-    out = Transfer(fd, HttpClient(2), jobs=2, retry=FAST).run(_tasks(server.url, payload))
+    policy = _Noting()
+    out = Transfer(fd, HttpClient(2), jobs=2, retry=policy).run(_tasks(server.url, payload))
     assert not out.failed and out.fatal is None
     attempts = {d.number: d.attempts for d in out.done}
     assert attempts == {1: 1, 2: 3, 3: 2, 4: 1}
+    assert sorted(policy.asked) == [(1, False), (1, True), (2, True)]  # 500; 429; 503 SlowDown
     assert out.bytes_sent == len(payload)  # failed attempts were rolled back
 
 

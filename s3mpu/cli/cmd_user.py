@@ -27,7 +27,8 @@ def upload_command(fn: Any) -> click.Command:
 @manifest_argument
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=True))
 @click.option("-j", "--jobs", type=click.IntRange(1, 256),
-              help="Parts sent in parallel (default 8); for a bundle, requests in flight (default 64).")
+              help="Parts sent in parallel (default 8); for a bundle, the most requests in flight (default 64; "
+                   "fewer on a short round trip).")
 @click.option("--retries", type=click.IntRange(0, 100), default=5, show_default=True,
               help="Attempts per part after the first, with exponential backoff.")
 @click.option("--limit-rate", type=SIZE, metavar="RATE", help="Total upload rate in bytes/s, e.g. 20M.")

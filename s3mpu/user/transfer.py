@@ -35,7 +35,7 @@ from s3mpu.user.httpclient import HttpClient, ShortFileError
 from s3mpu.user.progress import NullProgress, ProgressSink
 from s3mpu.user.ratelimit import TokenBucket
 from s3mpu.user.window import Window
-from s3mpu.s3errors import classify_http, retryable, xml_error
+from s3mpu.s3errors import classify_http, retryable, throttled, xml_error
 from s3mpu.user.parts import (CHUNK, SEGMENT, Cancelled, LocalReadError, Outcome, PartBody, PartDone,
                               PartTask, RetryPolicy, changed_in_flight, hash_range, md5_b64, part_refused, split)
 
@@ -150,6 +150,7 @@ class Transfer:
                 body = PartBody(self._fd(task), task.offset, task.size, buf, self.cancel, self.limiter, self.progress,
                                 task.number, self._count, task.data)
             err: S3mpuError
+            slow_down = False  # the server asked for it: the full backoff from the first retry
             try:
                 reply = self.http.request("PUT", task.url, body=body.whole() if type(body) is _Whole else body
                                           if task.size else b"", headers=headers)
@@ -186,12 +187,13 @@ class Transfer:
                     err = part_refused(code, msg, task.number, self._what(task)) \
                         or classify_http(reply.status, reply.body, self._what(task))
                     can_retry = retryable(reply.status, code)
+                    slow_down = throttled(reply.status, code)
             self.progress.part_finished(task.number, False)
             if not can_retry:
                 raise _Fatal(err)
             if attempt > self.retry.retries:
                 raise _Exhausted(err)
-            if self.cancel.wait(self.retry.delay(attempt)):
+            if self.cancel.wait(self.retry.delay(attempt, slow_down)):
                 raise Cancelled()
 
     def _release(self, task: PartTask) -> None:
