@@ -81,8 +81,8 @@ class RetryPolicy:
 
     The first retry of a failure that is not throttling (a 500, a reset connection, a wrong ETag)
     waits a tenth of that, as aws-sdk-go (s5cmd) does: a server's one-off error - ``rclone serve
-    s3`` answers 500 now and then when many PUTs create the same new folder - costs ~50 ms, not
-    half a second with every other request of the bundle done. Throttling (503, 429, SlowDown)
+    s3`` answers about one 2,000-file put in seven with a 500 for one small PUT - costs ~50 ms,
+    not half a second with every other request of the bundle done. Throttling (503, 429, SlowDown)
     keeps the full delay, and later retries the exponential schedule, so the time retries span is
     about the same.
     """
