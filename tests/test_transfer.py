@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from s3mpu.errors import AccessDeniedError, DataError, TempFailError
+from s3mpu.errors import AccessDeniedError, DataError, S3mpuError, TempFailError
 from s3mpu.user.httpclient import HttpClient, parse_list_parts
 from s3mpu.user.transfer import PartTask, RetryPolicy, Transfer, hash_range
 
@@ -339,3 +339,29 @@ def test_a_narrowed_window_parks_workers_and_every_task_still_lands(server: Scri
     assert window.limit == 16  # opened at the end
     assert all(n <= 1 for i, n in narrowed.items() if i >= 3)  # parked after the task they held
     assert sum(n for i, n in narrowed.items() if i < 3) >= 100  # the three in the window sent the rest
+
+
+def test_a_bug_in_every_worker_ends_the_run_with_the_error_instead_of_hanging(server: Scripted) -> None:
+    """A worker that dies of an unexpected error used to leave the feeder waiting on a full bounded
+    queue for good; now the first such error is the run's, the rest are cancelled, and run returns."""
+    bodies = [b"%d" % i * 100 for i in range(200)]
+    tasks = iter([PartTask(i + 1, 0, len(b), f"{server.url}/b{i}", data=memoryview(b),
+                           data_md5=hashlib.md5(b).hexdigest()) for i, b in enumerate(bodies)])
+
+    def broken(_done: Any) -> None:
+        raise KeyError("a bug")
+
+    finished = threading.Event()
+    result: list[Any] = []
+
+    def go() -> None:
+        result.append(Transfer(-1, HttpClient(4), jobs=4, retry=FAST, hash_in_order=False, queue_bound=4,
+                               on_done=broken).run(tasks))
+        finished.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    assert finished.wait(20), "the transfer hung after its workers died"
+    out = result[0]
+    assert isinstance(out.fatal, S3mpuError) and "internal error" in out.fatal.message
+    assert "KeyError" in out.fatal.message and "Re-run" in out.fatal.hint
+    assert len(server.requests) < len(bodies)  # stopped, not sent to the end

@@ -388,6 +388,18 @@ class Transfer:
                 with self._lock:
                     out.done.append(done)
 
+        def guarded(index: int) -> None:
+            """A worker whose unexpected error (a bug) stops the transfer instead of only its thread.
+
+            Why: a worker that dies silently leaves a bounded queue full and the feeder waiting on
+            it for good; the run must end, with the error named, and a re-run resume.
+            """
+            try:
+                worker(index)
+            except Exception as exc:  # noqa: BLE001 - reported as the transfer's error, not lost
+                fatal(S3mpuError(f"internal error in s3mpu ({type(exc).__name__}: {_short(exc)})",
+                                 "Re-run the same command: it resumes. Please report this error."))
+
         if streaming:  # the reader is joined last, and not at all once stopped: it may wait on a slow producer
             n_workers = self.jobs
             reader = [threading.Thread(target=feeder, name="s3mpu-reader", daemon=True)]
@@ -396,7 +408,7 @@ class Transfer:
                 q.put(task)
             n_workers = min(self.jobs, max(1, len(tasks)))  # type: ignore[arg-type]
             reader = []
-        threads = [threading.Thread(target=worker, args=(i,), name=f"s3mpu-part-{i}", daemon=True)
+        threads = [threading.Thread(target=guarded, args=(i,), name=f"s3mpu-part-{i}", daemon=True)
                    for i in range(n_workers)]
         for t in reader + threads:
             t.start()
