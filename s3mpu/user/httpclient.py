@@ -29,6 +29,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from s3mpu.compat import HAVE_SENDFILE, pread_into
+from s3mpu.user.httphead import QuickResponse
 from s3mpu.errors import S3mpuError
 from s3mpu.s3errors import classify_http
 
@@ -115,13 +116,16 @@ class ShortFileError(Exception):
 
 
 class _SegmentSending:
-    """Connection mixin: a :class:`FileSegment` body item is sent with sendfile, anything else as usual.
+    """Connection mixin: a :class:`FileSegment` body item is sent with sendfile, anything else as usual;
+    answers are read by :class:`~s3mpu.user.httphead.QuickResponse`.
 
     ``held`` (set by :meth:`HttpClient._exchange`): the header block is kept back and leaves with the
     small body that follows it, in one ``sendall`` instead of two.
     """
 
     held: bytes | None = None
+    #: answers' headers are read without the email parser (see :mod:`s3mpu.user.httphead`)
+    response_class: type[http.client.HTTPResponse] = QuickResponse
     #: until when the connection counts as alive without urllib3's poll at checkout (see :data:`FRESH`)
     fresh_until = 0.0
 
