@@ -163,14 +163,15 @@ print(time.process_time() - t0)
 
 
 def floor(small: SmallBench, rounds: int) -> dict[str, float]:
-    """The least client CPU any Python ``put`` of this tree can spend, measured on the same server.
+    """The client CPU of a plain Python ``put`` of this tree (a reference), measured on the same server.
 
     - start-up: an interpreter importing what ``put BUNDLE DIR`` imports (click, urllib3, the user side);
     - per file: a bare interpreter reading each file, hashing it (its Content-MD5) and sending it
       with the standard library's ``http.client`` over one kept-alive connection, one after
       another (no threads, so no GIL handoffs; no journal, progress or checks beyond status and
-      ETag): the CPU of that loop alone, timed inside it. The fixed choices (Python, urllib3 on
-      http.client) put every request through these steps at least once.
+      ETag): the CPU of that loop alone, timed inside it. urllib3 sends through these very steps;
+      s3mpu reads the answers' headers without http.client's email parser (``s3mpu/user/httphead.py``),
+      so its cost per file may go below this loop's.
     """
     b = small.b
     loops, starts = [], []
@@ -273,7 +274,7 @@ def print_small(result: dict[str, Any]) -> None:
     if fl:
         s5 = next((lk["summary"]["s5cmd"]["cpu"] for lk in result["links"] if lk["name"] == "loopback"
                    and "s5cmd" in lk["summary"]), None)
-        print(f"\nleast client CPU of any Python put of this tree (medians): start-up {fl['start_cpu']:.2f} s + reading, "
+        print(f"\nclient CPU of a plain stdlib Python put of this tree (medians): start-up {fl['start_cpu']:.2f} s + reading, "
               f"MD5 and one stdlib http.client PUT per file, one after another {fl['loop_cpu']:.2f} s = "
               f"{fl['start_cpu'] + fl['loop_cpu']:.2f} s" + (f" (s5cmd's whole client: {s5:.2f} s)" if s5 else ""))
     big = result.get("big")
