@@ -5,21 +5,65 @@ expiry and signed headers. Each server gets fresh buckets per test via :meth:`S3
 """
 from __future__ import annotations
 
+import http.server
 import itertools
 import os
+import threading
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ACCESS_KEY = "s3mputestaccesskey"
 SECRET_KEY = "s3mputestsecretkey0123456789"
 _counter = itertools.count(1)
+
+
+class LocalHTTPServer(http.server.ThreadingHTTPServer):
+    """A bare HTTP/1.1 server on 127.0.0.1 (a free port) for the engine's tests; its handler answers."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """Keep-alive (HTTP/1.1), no request log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+
+_S = TypeVar("_S", bound=LocalHTTPServer)
+
+
+@contextmanager
+def serving(server: _S) -> Iterator[_S]:
+    """``server`` answering in a thread for the duration, then shut down and closed."""
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_port() -> int:

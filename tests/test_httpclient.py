@@ -9,7 +9,6 @@ connection shared with urllib3's own steps (a big part's body) working both ways
 from __future__ import annotations
 
 import hashlib
-import http.server
 import socket
 import threading
 import time
@@ -20,34 +19,24 @@ import pytest
 import urllib3
 
 from s3mpu.user.httpclient import HttpClient
+from servers import LocalHTTPServer, QuietHandler, serving
 
 
-class Recorder(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class Recorder(LocalHTTPServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.seen: list[tuple[str, dict[str, str], bytes]] = []
         self.close_after = False
         self.close_silently = False  # close after answering, without saying so (no "Connection: close")
         self.drop = False  # close without answering at all
         self.connections: set[tuple[str, int]] = set()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def do_PUT(self) -> None:  # noqa: N802
         srv: Recorder = self.server  # type: ignore[assignment]
         silently = srv.close_silently  # read before answering: the test changes it once it has the answer
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.read_body()
         srv.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         srv.connections.add(self.client_address)
         if srv.drop:
@@ -66,12 +55,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
-    s = Recorder()
-    t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    t.start()
-    yield s
-    s.shutdown()
-    s.server_close()
+    with serving(Recorder()) as s:
+        yield s
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ request to a part path takes the next scripted answer, then succeeds with the bo
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import random
 import threading
@@ -20,37 +19,26 @@ import pytest
 from s3mpu.errors import AccessDeniedError, DataError, S3mpuError, TempFailError
 from s3mpu.user.httpclient import HttpClient, parse_list_parts
 from s3mpu.user.transfer import PartTask, RetryPolicy, Transfer, hash_range
+from servers import LocalHTTPServer, QuietHandler, serving
 
 EXPIRED_400 = (400, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
 DENIED_403 = (403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>")
 SLOWDOWN = (503, b"<Error><Code>SlowDown</Code><Message>slow</Message></Error>")
 
 
-class Scripted(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class Scripted(LocalHTTPServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.script: dict[str, list[Any]] = {}
         self.requests: list[tuple[str, int]] = []
         self.bodies: dict[str, bytes] = {}
         self.lock = threading.Lock()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
+class Handler(QuietHandler):
     def do_PUT(self) -> None:  # noqa: N802
         srv: Scripted = self.server  # type: ignore[assignment]
-        n = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(n)
+        body = self.read_body()
         with srv.lock:
             srv.requests.append((self.path, len(body)))
             step = srv.script.get(self.path, [])
@@ -72,12 +60,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[Scripted]:
-    s = Scripted()
-    t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    t.start()
-    yield s
-    s.shutdown()
-    s.server_close()
+    with serving(Scripted()) as s:
+        yield s
 
 
 @pytest.fixture
