@@ -51,6 +51,10 @@ class Handler(QuietHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if action[0] == "raw":  # a hostile or broken answer, as bytes, then the connection closes
+            self.wfile.write(action[1](hashlib.md5(body).hexdigest()))
+            self.close_connection = True
+            return
         status, payload = action
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
@@ -349,3 +353,46 @@ def test_a_bug_in_every_worker_ends_the_run_with_the_error_instead_of_hanging(se
     assert isinstance(out.fatal, S3mpuError) and "internal error" in out.fatal.message
     assert "KeyError" in out.fatal.message and "Re-run" in out.fatal.hint
     assert len(server.requests) < len(bodies)  # stopped, not sent to the end
+
+
+_HOSTILE_ANSWERS = {
+    # cut off inside the header block, the ETag half sent
+    "cut": lambda md5: b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "' + md5[:10].encode(),
+    # more header lines than http.client allows
+    "many": lambda md5: b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 101 + f'ETag: "{md5}"\r\n\r\n'.encode(),
+    # one header line longer than http.client allows
+    "long": lambda md5: b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 70_000 + f'\r\nETag: "{md5}"\r\n\r\n'.encode(),
+    # the right ETag smuggled as the continuation of another header (the email parser's reading: no ETag)
+    "folded": lambda md5: f'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-A: 1\r\n ETag: "{md5}"\r\n\r\n'.encode(),
+    # a wrong ETag first, the right one second: the first counts, as with http.client
+    "twice": lambda md5: f'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "{"0" * 32}"\r\nETag: "{md5}"\r\n\r\n'.encode(),
+    # not HTTP/1.x at all
+    "garbage": lambda md5: b"SSH-2.0-OpenSSH\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_HOSTILE_ANSWERS))
+def test_a_hostile_or_broken_answer_is_never_taken_for_success_and_the_retry_lands(
+        server: Scripted, data: tuple[int, bytes], kind: str) -> None:
+    """Answers are read by QuickResponse (s3mpu/user/httphead.py) on both paths: an in-memory body
+    (a bundle's small file) and a part streamed from the file. A broken or hostile header block
+    is retried, never counted as sent; once retries run out the part fails, and a re-run lands it."""
+    fd, payload = data
+    small = payload[:16384]
+    tasks = [*_tasks(server.url, payload)[:2],
+             PartTask(9, 0, len(small), f"{server.url}/s", data=memoryview(small),
+                      data_md5=hashlib.md5(small).hexdigest())]
+    answer = ("raw", _HOSTILE_ANSWERS[kind])
+    server.script["/p1"] = [answer]
+    server.script["/s"] = [answer]
+    out = Transfer(fd, HttpClient(2), jobs=2, retry=FAST, hash_in_order=False).run(iter(tasks))
+    assert out.fatal is None and not out.failed
+    assert {d.number: d.attempts for d in out.done} == {1: 2, 2: 1, 9: 2}
+    assert server.bodies["/s"] == small and server.bodies["/p1"] == payload[:1024 * 1024]
+    assert out.bytes_sent == 2 * 1024 * 1024 + len(small)  # the refused attempts were rolled back
+
+    server.script["/s"] = [answer] * (FAST.retries + 1)  # every attempt: the object fails, nothing counted
+    out = Transfer(-1, HttpClient(1), jobs=1, retry=FAST, hash_in_order=False).run(iter(tasks[2:]))
+    assert list(out.failed) == [9] and out.bytes_sent == 0
+    out = Transfer(-1, HttpClient(1), jobs=1, retry=FAST, hash_in_order=False).run(iter(tasks[2:]))
+    assert out.fatal is None and [d.number for d in out.done] == [9]  # the re-run converges

@@ -226,6 +226,14 @@ def _set_timeouts(sock: Any, seconds: float | None) -> None:
     sock.settimeout(None)
 
 
+def _as_urllib3s(exc: BaseException) -> None:
+    """Raise http.client's protocol errors (a garbled status line, too many or too long headers) as
+    urllib3's ``ProtocolError``, as its ``urlopen`` does: the transfer retries those; left raw they
+    were nobody's error. Anything else is left to the caller to re-raise."""
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+        raise urllib3.exceptions.ProtocolError(f"connection broken: {exc!r}", exc) from exc
+
+
 class HttpClient:
     """Presigned requests with pooled keep-alive connections, timeouts and no hidden retries."""
 
@@ -281,9 +289,10 @@ class HttpClient:
             r = pool._make_request(conn, method, target, body=body, headers=h, retries=None, timeout=pool.timeout,
                                    preload_content=False)
             data = r.read()
-        except BaseException:
+        except BaseException as exc:
             conn.close()
             pool._put_conn(None)  # as urlopen does: the pool's slot is free, the broken connection is not kept
+            _as_urllib3s(exc)
             raise
         pool._put_conn(conn)  # the next checkout drops it if the server closed it
         return Reply(r.status, r.headers, data)
@@ -327,8 +336,7 @@ class HttpClient:
                 pool._put_conn(None)  # as urlopen does: the slot is free, the broken connection is not kept
                 if timed_out and isinstance(exc, (BlockingIOError, http.client.RemoteDisconnected)):
                     raise TimeoutError(f"no answer within {wait:g} s") from None  # the kernel's, seen as EAGAIN or EOF
-                if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
-                    raise urllib3.exceptions.ProtocolError(f"connection broken: {exc!r}", exc) from exc
+                _as_urllib3s(exc)
                 raise
             conn.fresh_until = time.monotonic() + FRESH
             pool._put_conn(conn)  # a connection the server closed (Connection: close) is reopened at checkout
